@@ -1,0 +1,13 @@
+//! vfiotool: check a Linux host for VFIO PCI passthrough, bind devices to vfio-pci and prove the
+//! group is usable, and analyse GPU option ROMs (image chain, EFI decompression, GOP verdict).
+//!
+//! The binary in `src/main.rs` is a thin shell around this library: it parses the command line
+//! (`cli`), calls a command in `commands`, prints the report through `output`, and maps the
+//! error kind (`error`) to the documented exit code.
+
+pub mod cli;
+pub mod commands;
+pub mod error;
+pub mod fsutil;
+pub mod output;
+pub mod rom;

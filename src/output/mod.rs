@@ -1,0 +1,105 @@
+//! Output rules shared by every command: human text or JSON, colour, broken pipes.
+//!
+//! Reports are plain serde structs. The JSON printer serializes them as they are; the human
+//! printers in each command read the same struct, so the two views cannot disagree. Colour is
+//! used only on a terminal and never when `NO_COLOR` is set (https://no-color.org).
+
+use std::io::{self, IsTerminal, Write};
+
+use serde::Serialize;
+
+/// Where and how a command prints.
+pub struct Output<W: Write> {
+    pub out: W,
+    pub json: bool,
+    pub color: bool,
+}
+
+impl Output<io::Stdout> {
+    /// Standard output, colour decided by the terminal and `NO_COLOR`.
+    pub fn stdout(json: bool) -> Self {
+        let color = !json && io::stdout().is_terminal() && no_color_unset(std::env::var_os("NO_COLOR"));
+        Output {
+            out: io::stdout(),
+            json,
+            color,
+        }
+    }
+}
+
+/// `NO_COLOR` disables colour when it is set to anything non-empty.
+pub fn no_color_unset(value: Option<std::ffi::OsString>) -> bool {
+    value.is_none_or(|v| v.is_empty())
+}
+
+/// Colour roles, mapped to ANSI codes only when colour is on.
+#[derive(Debug, Clone, Copy)]
+pub enum Style {
+    Ok,
+    Warn,
+    Fail,
+    Dim,
+    Bold,
+}
+
+impl<W: Write> Output<W> {
+    /// A buffer-backed output for tests.
+    pub fn new(out: W, json: bool) -> Self {
+        Output {
+            out,
+            json,
+            color: false,
+        }
+    }
+
+    /// Wrap `text` in the style's colour when colour is on.
+    pub fn paint(&self, style: Style, text: &str) -> String {
+        if !self.color {
+            return text.to_string();
+        }
+        let code = match style {
+            Style::Ok => "32",
+            Style::Warn => "33",
+            Style::Fail => "31",
+            Style::Dim => "2",
+            Style::Bold => "1",
+        };
+        format!("\x1b[{code}m{text}\x1b[0m")
+    }
+
+    /// One JSON document on one line.
+    pub fn json_doc<T: Serialize>(&mut self, doc: &T) -> io::Result<()> {
+        serde_json::to_writer(&mut self.out, doc).map_err(io::Error::other)?;
+        self.out.write_all(b"\n")
+    }
+}
+
+/// The JSON document printed for an error in `--json` mode.
+#[derive(Debug, Serialize)]
+pub struct ErrorDoc<'a> {
+    pub schema: &'static str,
+    pub error: &'a str,
+    pub kind: &'static str,
+    pub exit_code: u8,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub file: Option<String>,
+}
+
+/// Hex with a fixed width, as lspci prints IDs.
+pub fn hex4(v: u16) -> String {
+    format!("{v:04x}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn no_color_rules() {
+        assert!(no_color_unset(None));
+        assert!(no_color_unset(Some("".into())));
+        assert!(!no_color_unset(Some("1".into())));
+        let o = Output::new(Vec::new(), false);
+        assert_eq!(o.paint(Style::Fail, "x"), "x");
+    }
+}

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Installs what the test suite needs on a Debian 12 machine (root): QEMU and friends for the
+# guest tests, open ROMs (ipxe-qemu, seabios), pci.ids and lspci for the host-view tests, and the
+# EDK2 reference (de)compressor from PyPI. Safe to run again: it only installs what is missing.
+set -euo pipefail
+
+apt_packages=(
+  qemu-system-x86 qemu-system-data busybox-static cpio ipxe-qemu seabios
+  hwdata pciutils
+)
+missing=()
+for p in "${apt_packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+  echo "install-deps: apt-get install ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+if ! python3 -c 'import uefi_firmware.efi_compressor' 2>/dev/null; then
+  echo "install-deps: pip install uefi-firmware"
+  python3 -m pip install --quiet --disable-pip-version-check 'uefi-firmware==1.16'
+fi
