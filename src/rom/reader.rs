@@ -98,7 +98,10 @@ mod tests {
         assert_eq!(r.u32("x", 2).unwrap(), 0x0403_0201);
         let e = r.u32("PCIR.vendor", 4).unwrap_err();
         assert_eq!((e.offset, e.wanted, e.available), (4, 4, 6));
-        assert_eq!(e.to_string(), "PCIR.vendor at 0x4: needs 4 byte(s), data ends at 0x6");
+        assert_eq!(
+            e.to_string(),
+            "PCIR.vendor at 0x4: needs 4 byte(s), data ends at 0x6"
+        );
         assert!(r.bytes("huge", usize::MAX, 2).is_err());
         assert_eq!(r.clamped(4, 100), &[0x03, 0x04]);
         assert_eq!(r.clamped(100, 4), &[] as &[u8]);

@@ -1,0 +1,167 @@
+//! EFI images (PCIR code type 3): the EFI image header, the driver payload (decompressed when
+//! EFI-compressed), its PE headers, and whether it is a GOP driver.
+
+use serde::Serialize;
+
+use super::decompress;
+use super::gop;
+use super::pcir::{Npde, Pcir};
+use super::pe::{self, PeInfo};
+use super::reader::Reader;
+
+pub const EFI_SIGNATURE: u32 = 0x0EF1;
+pub const MACHINE_X64: u16 = 0x8664;
+pub const MACHINE_EBC: u16 = 0x0EBC;
+
+/// No option ROM driver comes near this: the ROM BAR is at most 16 MiB.
+pub const MAX_DRIVER_SIZE: usize = 64 << 20;
+
+pub fn machine_name(machine: u16) -> &'static str {
+    match machine {
+        0x014C => "ia32",
+        0x0200 => "ia64",
+        MACHINE_EBC => "ebc",
+        MACHINE_X64 => "x64",
+        0xAA64 => "aarch64",
+        0x01C2 => "arm",
+        0x5064 => "riscv64",
+        0x6264 => "loongarch64",
+        _ => "unknown",
+    }
+}
+
+pub fn subsystem_name(subsystem: u16) -> &'static str {
+    match subsystem {
+        10 => "application",
+        11 => "boot_service_driver",
+        12 => "runtime_driver",
+        _ => "unknown",
+    }
+}
+
+/// What one EFI image holds. Serialized as the `efi` object of an image in `vfiotool.rom/1`.
+#[derive(Debug, Clone, Serialize)]
+pub struct EfiImage {
+    pub signature_ok: bool,
+    pub subsystem: u16,
+    pub subsystem_name: &'static str,
+    pub machine: u16,
+    pub machine_name: &'static str,
+    pub compression_type: u16,
+    pub compressed: bool,
+    /// Offset of the driver payload within the image (header +0x16).
+    pub pe_offset: u16,
+    /// Size of the driver after decompression (or as stored).
+    pub driver_size: Option<usize>,
+    pub decompress_error: Option<String>,
+    pub pe_ok: bool,
+    pub pe: Option<PeInfo>,
+    /// Disagreements and header problems, one line each.
+    pub problems: Vec<String>,
+    /// A GOP driver: display class and the GOP protocol GUID in the driver.
+    pub gop: bool,
+    pub gop_guid: bool,
+    pub uga_guid: bool,
+    /// The GOP driver version: AMD's version string, or NVIDIA's NPDE version ("0x5000B").
+    pub gop_version: Option<String>,
+    pub version_string: Option<String>,
+}
+
+/// The driver bytes of an EFI image (decompressed when needed), for `rom extract` style use.
+pub fn driver_bytes(image: &[u8]) -> Result<Vec<u8>, String> {
+    let r = Reader::new(image);
+    let compression = r.u16("EFI.compression_type", 0x0C).map_err(|e| e.to_string())?;
+    let pe_offset = usize::from(r.u16("EFI.pe_offset", 0x16).map_err(|e| e.to_string())?);
+    let init_size = usize::from(r.u16("EFI.init_size", 0x02).map_err(|e| e.to_string())?) * 512;
+    let end = init_size.min(image.len());
+    let payload = image.get(pe_offset..end).ok_or_else(|| {
+        format!("EFI.pe_offset at 0x16 is {pe_offset:#x}, past the end of the image data ({end:#x})")
+    })?;
+    match compression {
+        0 => Ok(payload.to_vec()),
+        1 => decompress::decompress(payload, MAX_DRIVER_SIZE).map_err(|e| {
+            format!(
+                "EFI decompression failed: {} at image offset {:#x}",
+                e.what,
+                pe_offset + e.offset
+            )
+        }),
+        other => Err(format!(
+            "EFI.compression_type at 0x0c is {other}, not 0 (none) or 1 (EFI)"
+        )),
+    }
+}
+
+/// Analyse the EFI image whose bytes (as far as the file holds them) are `image`.
+pub fn analyse(image: &[u8], pcir: &Pcir, npde: Option<&Npde>) -> EfiImage {
+    let r = Reader::new(image);
+    let signature = r.u32("EFI.signature", 0x04).unwrap_or(0);
+    let subsystem = r.u16("EFI.subsystem", 0x08).unwrap_or(0);
+    let machine = r.u16("EFI.machine", 0x0A).unwrap_or(0);
+    let compression_type = r.u16("EFI.compression_type", 0x0C).unwrap_or(0);
+    let pe_offset = r.u16("EFI.pe_offset", 0x16).unwrap_or(0);
+    let mut problems = Vec::new();
+    if signature != EFI_SIGNATURE {
+        problems.push(format!("EFI.signature at 0x04 is {signature:#x}, not 0xef1"));
+    }
+
+    let (driver, decompress_error) = match driver_bytes(image) {
+        Ok(d) => (Some(d), None),
+        Err(e) => (None, Some(e)),
+    };
+    let mut pe = None;
+    if let Some(d) = &driver {
+        match pe::parse(d) {
+            Ok(info) => {
+                if info.machine != machine {
+                    problems.push(format!(
+                        "PE machine {:#x} ({}) differs from the EFI header's {machine:#x} ({})",
+                        info.machine,
+                        machine_name(info.machine),
+                        machine_name(machine)
+                    ));
+                }
+                if info.subsystem != subsystem {
+                    problems.push(format!(
+                        "PE subsystem {} differs from the EFI header's {subsystem}",
+                        info.subsystem
+                    ));
+                }
+                pe = Some(info);
+            }
+            Err(e) => problems.push(format!("PE headers: {e}")),
+        }
+    }
+    let pe_ok = pe.is_some() && problems.is_empty();
+    let driver_slice = driver.as_deref().unwrap_or_default();
+    let gop_guid = gop::contains(driver_slice, &gop::GOP_GUID);
+    let uga_guid = gop::contains(driver_slice, &gop::UGA_GUID);
+    let gop = gop_guid && pcir.base_class() == 0x03;
+    let (version_string, mut gop_version) = match gop::amd_version_string(driver_slice) {
+        Some((text, v)) if gop => (Some(text), Some(v)),
+        _ => (None, None),
+    };
+    if gop && gop_version.is_none() && pcir.vendor_id == 0x10DE {
+        gop_version = npde.and_then(|n| n.version).map(|v| format!("0x{v:X}"));
+    }
+    EfiImage {
+        signature_ok: signature == EFI_SIGNATURE,
+        subsystem,
+        subsystem_name: subsystem_name(subsystem),
+        machine,
+        machine_name: machine_name(machine),
+        compression_type,
+        compressed: compression_type == 1,
+        pe_offset,
+        driver_size: driver.as_ref().map(Vec::len),
+        decompress_error,
+        pe_ok,
+        pe,
+        problems,
+        gop,
+        gop_guid,
+        uga_guid,
+        gop_version,
+        version_string,
+    }
+}
