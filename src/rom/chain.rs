@@ -98,6 +98,13 @@ fn image(rom: &Reader<'_>, index: usize, offset: usize, pcir: Pcir, reachable: b
     let init_size = usize::from(rom.u8("init_size", offset + 2).unwrap_or(0)) * BLOCK;
     let npde = pcir::npde(rom, offset, &pcir);
     let mut problems = Vec::new();
+    if pcir.length < 0x18 {
+        problems.push(format!(
+            "PCIR.length at {:#x} is {:#x}, shorter than the 0x18-byte record",
+            offset + pcir.offset + 0x0A,
+            pcir.length
+        ));
+    }
     if truncated {
         problems.push(format!(
             "image runs to {:#x} (PCIR.image_length {:#x}) but the file ends at {:#x}",

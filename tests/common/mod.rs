@@ -1,0 +1,64 @@
+//! Helpers shared by the CLI integration tests.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+pub fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_vfiotool")
+}
+
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+pub fn sample(name: &str) -> PathBuf {
+    repo().join("rom-samples").join(name)
+}
+
+pub fn run(args: &[&str]) -> Output {
+    Command::new(bin())
+        .args(args)
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("run vfiotool")
+}
+
+pub fn code(o: &Output) -> i32 {
+    o.status.code().expect("exited normally, not by a signal")
+}
+
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// `vfiotool rom parse --json FILE`, parsed; panics with the tool's output when it fails.
+pub fn parse_json(path: &Path) -> serde_json::Value {
+    let o = run(&["rom", "parse", "--json", path.to_str().expect("utf-8 path")]);
+    assert_eq!(
+        code(&o),
+        0,
+        "rom parse {} failed: {}{}",
+        path.display(),
+        stdout(&o),
+        stderr(&o)
+    );
+    serde_json::from_slice(&o.stdout).expect("one JSON document")
+}
+
+/// Fail loudly, with the fix, when a test dependency the README's test command installs is missing.
+pub fn require_python_module(module: &str) {
+    let ok = Command::new("python3")
+        .args(["-c", &format!("import {module}")])
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    assert!(
+        ok,
+        "python3 module {module} is missing: run `bash tests/install-deps.sh` (the README's test command does)"
+    );
+}

@@ -1,0 +1,187 @@
+//! Real GPU vBIOS dumps from ../shared/real-roms (third-party firmware, never copied into the
+//! repo), checked against the reference facts in that folder's README. When the folder is absent
+//! (a clone elsewhere), the test says plainly that it skipped them.
+
+mod common;
+
+use common::*;
+use serde_json::Value;
+use std::path::PathBuf;
+
+fn real_roms() -> Option<PathBuf> {
+    let dir = repo().join("../shared/real-roms");
+    if dir.is_dir() {
+        Some(dir)
+    } else {
+        eprintln!(
+            "SKIPPED: {} is absent; real-ROM checks did not run",
+            dir.display()
+        );
+        None
+    }
+}
+
+struct Expect {
+    file: &'static str,
+    prefix: u64,
+    /// (offset, code type, vendor, device, compressed EFI), reachable images first.
+    images: &'static [(u64, u64, u64, u64, bool)],
+    gop_reachable: bool,
+    /// Offsets of EFI images beyond the last-image flag.
+    beyond_last: &'static [u64],
+    gop_version: Option<&'static str>,
+}
+
+const EXPECTED: &[Expect] = &[
+    Expect {
+        file: "GK107_turbo.rom",
+        prefix: 0x400,
+        images: &[
+            (0x400, 0, 0x10de, 0x0fc6, false),
+            (0x10000, 3, 0x10de, 0x0fc6, true),
+        ],
+        gop_reachable: true,
+        beyond_last: &[],
+        gop_version: Some("0x10038"),
+    },
+    Expect {
+        file: "M2200M.rom",
+        prefix: 0,
+        images: &[
+            (0, 0, 0x10de, 0x1436, false),
+            (0x1ba00, 3, 0x10de, 0x1436, true),
+            (0x1ea00, 3, 0x10de, 0x1436, true),
+        ],
+        gop_reachable: true,
+        beyond_last: &[],
+        gop_version: Some("0x20010"),
+    },
+    Expect {
+        file: "ORIG_W6170M.rom",
+        prefix: 0,
+        images: &[(0, 0, 0x1002, 0x6646, false), (0xfc00, 3, 0x1002, 0x6646, true)],
+        gop_reachable: false,
+        beyond_last: &[0xfc00],
+        gop_version: None,
+    },
+    Expect {
+        file: "UGA_HD7950_MAC.rom",
+        prefix: 0,
+        images: &[(0, 0, 0x1002, 0x679a, false), (0x10000, 3, 0x1002, 0x679a, true)],
+        gop_reachable: false,
+        beyond_last: &[],
+        gop_version: None,
+    },
+    Expect {
+        file: "nvac_vbios.rom",
+        prefix: 0,
+        images: &[(0, 0, 0x10de, 0x0861, false)],
+        gop_reachable: false,
+        beyond_last: &[],
+        gop_version: None,
+    },
+    Expect {
+        file: "sapphire-pulse-rx580-default.rom",
+        prefix: 0,
+        images: &[(0, 0, 0x1002, 0x67df, false), (0xec00, 3, 0x1002, 0x67df, true)],
+        gop_reachable: true,
+        beyond_last: &[],
+        gop_version: Some("1.65.0.15.50"),
+    },
+];
+
+#[test]
+fn real_roms_match_the_reference_facts() {
+    let Some(dir) = real_roms() else { return };
+    for e in EXPECTED {
+        let doc = parse_json(&dir.join(e.file));
+        let f = e.file;
+        assert_eq!(doc["prefix_bytes"], e.prefix, "{f}: prefix");
+        let imgs = doc["images"].as_array().unwrap();
+        assert_eq!(imgs.len(), e.images.len(), "{f}: image count");
+        for (img, &(offset, code_type, vendor, device, compressed)) in imgs.iter().zip(e.images) {
+            assert_eq!(img["offset"], offset, "{f}");
+            assert_eq!(img["code_type"], code_type, "{f} at {offset:#x}");
+            assert_eq!(
+                (img["vendor_id"].as_u64(), img["device_id"].as_u64()),
+                (Some(vendor), Some(device))
+            );
+            assert_eq!(img["class_code"], 0x030000);
+            if code_type == 0 {
+                assert_eq!(img["checksum_ok"], true, "{f}: x86 checksum at {offset:#x}");
+            } else {
+                let efi = &img["efi"];
+                assert_eq!(efi["compressed"], compressed, "{f} at {offset:#x}");
+                assert!(efi["decompress_error"].is_null(), "{f} at {offset:#x}: {efi}");
+                assert_eq!(efi["pe_ok"], true, "{f} at {offset:#x}: {efi}");
+            }
+            let beyond = e.beyond_last.contains(&offset);
+            assert_eq!(img["reachable"], !beyond, "{f} at {offset:#x}: reachable");
+        }
+        assert_eq!(doc["verdict"]["uefi_gop"], e.gop_reachable, "{f}: GOP reachable");
+        assert_eq!(
+            doc["verdict"]["efi_unreachable"],
+            !e.beyond_last.is_empty(),
+            "{f}"
+        );
+        let firmware = if e.gop_reachable { "ovmf" } else { "seabios" };
+        assert_eq!(doc["verdict"]["firmware"], firmware, "{f}");
+        match e.gop_version {
+            Some(v) => assert_eq!(doc["verdict"]["gop_version"], v, "{f}: GOP version"),
+            None => assert!(doc["verdict"]["gop_version"].is_null(), "{f}"),
+        }
+    }
+}
+
+#[test]
+fn apple_uga_rom_is_ebc_without_gop() {
+    let Some(dir) = real_roms() else { return };
+    let doc = parse_json(&dir.join("UGA_HD7950_MAC.rom"));
+    let efi = &doc["images"][1]["efi"];
+    assert_eq!(efi["machine_name"], "ebc");
+    assert_eq!(efi["uga_guid"], true);
+    assert_eq!(efi["gop"], false);
+}
+
+#[test]
+fn nvidia_kepler_dump_patches_to_a_valid_rom() {
+    let Some(dir) = real_roms() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("gk107.rom");
+    let input = dir.join("GK107_turbo.rom");
+    let o = run(&[
+        "rom",
+        "patch",
+        "--json",
+        input.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let doc: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(doc["removed_bytes"], 0x400);
+    assert_eq!(doc["removed"]["kind"], "nvgi");
+    let original = std::fs::read(&input).unwrap();
+    assert_eq!(std::fs::read(&out).unwrap(), original[0x400..]);
+    let patched = parse_json(&out);
+    assert_eq!(patched["prefix_bytes"], 0);
+    assert_eq!(patched["verdict"]["firmware"], "ovmf");
+}
+
+#[test]
+fn real_roms_without_header_patch_to_identical_copies() {
+    let Some(dir) = real_roms() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("copy.rom");
+    let input = dir.join("sapphire-pulse-rx580-default.rom");
+    let o = run(&[
+        "rom",
+        "patch",
+        input.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert!(stdout(&o).contains("no header before the first image"));
+    assert_eq!(std::fs::read(&out).unwrap(), std::fs::read(&input).unwrap());
+}

@@ -1,0 +1,375 @@
+//! `rom parse` and `rom patch` on the project's generated samples: the JSON contract, the
+//! verdicts, exit codes, and the patch safety rules.
+
+mod common;
+
+use common::*;
+use serde_json::Value;
+use std::fs;
+
+fn images(doc: &Value) -> &Vec<Value> {
+    doc["images"].as_array().expect("images array")
+}
+
+#[test]
+fn x86_only_rom_means_seabios() {
+    let doc = parse_json(&sample("x86-only.rom"));
+    assert_eq!(doc["schema"], "vfiotool.rom/1");
+    assert_eq!(doc["size"], 32768);
+    assert_eq!(doc["prefix_bytes"], 0);
+    let imgs = images(&doc);
+    assert_eq!(imgs.len(), 1);
+    let i = &imgs[0];
+    assert_eq!(
+        (i["offset"].as_u64(), i["length"].as_u64()),
+        (Some(0), Some(0x8000))
+    );
+    assert_eq!(i["code_type"], 0);
+    assert_eq!(
+        (i["vendor_id"].as_u64(), i["device_id"].as_u64()),
+        (Some(0x1234), Some(0x1111))
+    );
+    assert_eq!(i["class_code"], 0x030000);
+    assert_eq!(i["last"], true);
+    assert_eq!(i["reachable"], true);
+    assert_eq!(i["checksum_ok"], true);
+    assert!(i["efi"].is_null());
+    let v = &doc["verdict"];
+    assert_eq!(
+        (v["uefi_gop"].as_bool(), v["legacy_x86"].as_bool()),
+        (Some(false), Some(true))
+    );
+    assert_eq!(v["firmware"], "seabios");
+}
+
+fn assert_gop_driver(doc: &Value, compressed: bool) {
+    let imgs = images(doc);
+    assert_eq!(imgs.len(), 2);
+    let efi = &imgs[1]["efi"];
+    assert_eq!(imgs[1]["code_type"], 3);
+    assert_eq!(efi["machine"], 0x8664);
+    assert_eq!(efi["compressed"], compressed);
+    assert_eq!(efi["pe_ok"], true, "{efi}");
+    assert_eq!(efi["gop"], true);
+    assert_eq!(efi["gop_version"], "1.2.3.4");
+    assert_eq!(efi["pe"]["subsystem"], 11);
+    assert_eq!(doc["verdict"]["uefi_gop"], true);
+    assert_eq!(doc["verdict"]["firmware"], "ovmf");
+}
+
+#[test]
+fn uncompressed_gop_driver_means_ovmf() {
+    assert_gop_driver(&parse_json(&sample("x86-efi-gop.rom")), false);
+}
+
+#[test]
+fn compressed_gop_driver_is_decompressed_and_means_ovmf() {
+    let plain = parse_json(&sample("x86-efi-gop.rom"));
+    let doc = parse_json(&sample("x86-efi-gop-compressed.rom"));
+    assert_gop_driver(&doc, true);
+    // The same PE went into both samples: the decoded driver has the same headers.
+    assert_eq!(images(&doc)[1]["efi"]["pe"], images(&plain)[1]["efi"]["pe"]);
+}
+
+#[test]
+fn ebc_uga_driver_is_efi_but_no_gop() {
+    let doc = parse_json(&sample("efi-uga-ebc.rom"));
+    let efi = &images(&doc)[1]["efi"];
+    assert_eq!(efi["machine"], 0x0EBC);
+    assert_eq!(efi["machine_name"], "ebc");
+    assert_eq!(efi["uga_guid"], true);
+    assert_eq!(efi["gop"], false);
+    assert_eq!(doc["verdict"]["firmware"], "seabios");
+    let o = run(&["rom", "parse", sample("efi-uga-ebc.rom").to_str().unwrap()]);
+    assert!(
+        stdout(&o).contains("EFI, but no GOP: a UGA-only (Apple) driver"),
+        "{}",
+        stdout(&o)
+    );
+}
+
+#[test]
+fn image_after_last_flag_is_unreachable() {
+    let doc = parse_json(&sample("efi-after-last.rom"));
+    let imgs = images(&doc);
+    assert_eq!(imgs.len(), 2);
+    assert_eq!(imgs[0]["last"], true);
+    assert_eq!(imgs[1]["reachable"], false);
+    assert_eq!(
+        imgs[1]["efi"]["gop"], true,
+        "it is a GOP driver, just not reachable"
+    );
+    assert_eq!(doc["verdict"]["uefi_gop"], false);
+    assert_eq!(doc["verdict"]["efi_unreachable"], true);
+    let o = run(&["rom", "parse", sample("efi-after-last.rom").to_str().unwrap()]);
+    assert!(
+        stdout(&o).contains("lies after the last-image flag"),
+        "{}",
+        stdout(&o)
+    );
+}
+
+#[test]
+fn bad_checksum_is_reported_not_rejected() {
+    let doc = parse_json(&sample("bad-checksum.rom"));
+    let i = &images(&doc)[0];
+    assert_eq!(i["checksum_ok"], false);
+    assert_ne!(i["checksum"], 0);
+    assert_eq!(doc["verdict"]["firmware"], "seabios");
+}
+
+#[test]
+fn truncated_dump_says_so() {
+    let doc = parse_json(&sample("truncated.rom"));
+    let imgs = images(&doc);
+    assert_eq!(imgs[1]["truncated"], true);
+    assert_eq!(doc["chain_end"], "truncated");
+    assert_eq!(doc["verdict"]["truncated"], true);
+    let o = run(&["rom", "parse", sample("truncated.rom").to_str().unwrap()]);
+    assert!(
+        stdout(&o).contains("dump looks truncated (UEFI part missing)"),
+        "{}",
+        stdout(&o)
+    );
+}
+
+#[test]
+fn network_efi_driver_naming_gop_is_not_a_gop_driver() {
+    let doc = parse_json(&sample("net-efi.rom"));
+    let efi = &images(&doc)[1]["efi"];
+    assert_eq!(efi["gop_guid"], true);
+    assert_eq!(efi["gop"], false, "class 02 is not display");
+    assert_eq!(doc["verdict"]["display"], false);
+    assert_eq!(doc["verdict"]["uefi_gop"], false);
+    let o = run(&["rom", "parse", sample("net-efi.rom").to_str().unwrap()]);
+    assert!(stdout(&o).contains("not a display driver"), "{}", stdout(&o));
+}
+
+#[test]
+fn nvidia_dump_header_is_found_and_named() {
+    let doc = parse_json(&sample("nvidia-nvgi.rom"));
+    assert_eq!(
+        doc["prefix_bytes"], 0x600,
+        "the stray 55AA at 0x400 is not an image"
+    );
+    assert_eq!(doc["prefix"]["kind"], "nvgi");
+    assert_eq!(doc["verdict"]["nvidia_header"], true);
+    let imgs = images(&doc);
+    assert_eq!(imgs[0]["vendor_id"], 0x10DE);
+    assert_eq!(imgs[1]["npde"]["version"], 0x30012);
+    assert_eq!(imgs[1]["efi"]["gop_version"], "0x30012");
+    assert_eq!(doc["verdict"]["firmware"], "ovmf");
+    let o = run(&["rom", "parse", sample("nvidia-nvgi.rom").to_str().unwrap()]);
+    assert!(stdout(&o).contains("NVIDIA header present"), "{}", stdout(&o));
+}
+
+#[test]
+fn require_gop_sets_the_verdict_exit_code() {
+    let gop = sample("x86-efi-gop.rom");
+    let no_gop = sample("x86-only.rom");
+    assert_eq!(
+        code(&run(&["rom", "parse", "--require-gop", gop.to_str().unwrap()])),
+        0
+    );
+    assert_eq!(
+        code(&run(&["rom", "parse", "--require-gop", no_gop.to_str().unwrap()])),
+        1
+    );
+    // Several files: one document each, and the exit code is the worst.
+    let o = run(&[
+        "rom",
+        "parse",
+        "--json",
+        "--require-gop",
+        gop.to_str().unwrap(),
+        no_gop.to_str().unwrap(),
+    ]);
+    assert_eq!(code(&o), 1);
+    assert_eq!(stdout(&o).lines().count(), 2);
+}
+
+#[test]
+fn stdin_is_read_with_a_dash() {
+    let data = fs::read(sample("x86-efi-gop.rom")).unwrap();
+    let mut child = std::process::Command::new(bin())
+        .args(["rom", "parse", "--json", "-"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child.stdin.take().unwrap().write_all(&data).unwrap();
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(code(&o), 0);
+    let doc: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(doc["file"], "<stdin>");
+    assert_eq!(doc["verdict"]["firmware"], "ovmf");
+}
+
+#[test]
+fn patch_cuts_the_nvidia_header_and_never_touches_the_input() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("dump.rom");
+    fs::copy(sample("nvidia-nvgi.rom"), &input).unwrap();
+    let before = fs::read(&input).unwrap();
+    let out = dir.path().join("fixed.rom");
+    let o = run(&[
+        "rom",
+        "patch",
+        input.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert!(
+        stdout(&o).contains("removed 1536 bytes before the first image: NVIDIA NVGI header"),
+        "{}",
+        stdout(&o)
+    );
+    let patched = fs::read(&out).unwrap();
+    assert_eq!(patched, before[0x600..]);
+    assert_eq!(fs::read(&input).unwrap(), before, "input unchanged");
+    let doc = parse_json(&out);
+    assert_eq!(doc["prefix_bytes"], 0);
+    assert_eq!(doc["verdict"]["nvidia_header"], false);
+    assert_eq!(doc["verdict"]["firmware"], "ovmf");
+
+    // An existing OUT is kept without --force, replaced with it.
+    fs::write(&out, b"keep me").unwrap();
+    let o = run(&[
+        "rom",
+        "patch",
+        input.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(code(&o), 2);
+    assert!(stderr(&o).contains("exists; pass --force"), "{}", stderr(&o));
+    assert_eq!(fs::read(&out).unwrap(), b"keep me");
+    let o = run(&[
+        "rom",
+        "patch",
+        "--force",
+        input.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(code(&o), 0);
+    assert_eq!(fs::read(&out).unwrap(), before[0x600..]);
+
+    // OUT == IN is refused, also spelled differently.
+    let same = dir.path().join(".").join("dump.rom");
+    let o = run(&[
+        "rom",
+        "patch",
+        "--force",
+        input.to_str().unwrap(),
+        "-o",
+        same.to_str().unwrap(),
+    ]);
+    assert_eq!(code(&o), 2);
+    assert!(stderr(&o).contains("never writes in place"));
+    assert_eq!(fs::read(&input).unwrap(), before);
+    let names: Vec<_> = fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(names.len(), 2, "no temp files left: {names:?}");
+}
+
+#[test]
+fn patch_refuses_inputs_that_would_not_give_a_valid_chain() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out.rom");
+    for (name, needle) in [
+        ("truncated.rom", "truncated dump"),
+        ("../Cargo.toml", "no option ROM image"),
+    ] {
+        let o = run(&[
+            "rom",
+            "patch",
+            sample(name).to_str().unwrap(),
+            "-o",
+            out.to_str().unwrap(),
+        ]);
+        assert_eq!(code(&o), 3, "{name}: {}", stderr(&o));
+        assert!(stderr(&o).contains(needle), "{name}: {}", stderr(&o));
+        assert!(stderr(&o).contains("nothing written"));
+        assert!(!out.exists(), "{name}: no output file");
+    }
+    assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 0, "no temp files left");
+}
+
+#[test]
+fn patch_fixes_x86_checksums_on_request() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("fixed.rom");
+    let input = sample("bad-checksum.rom");
+    let o = run(&[
+        "rom",
+        "patch",
+        "--fix-checksum",
+        input.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert!(
+        stdout(&o).contains("fixed checksum of image 0: byte 0x7fff"),
+        "{}",
+        stdout(&o)
+    );
+    let fixed = fs::read(&out).unwrap();
+    let orig = fs::read(&input).unwrap();
+    let changed: Vec<usize> = (0..orig.len()).filter(|&i| orig[i] != fixed[i]).collect();
+    assert_eq!(changed, vec![0x7fff]);
+    assert_eq!(images(&parse_json(&out))[0]["checksum_ok"], true);
+}
+
+#[test]
+fn patch_dry_run_and_json_write_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("fixed.rom");
+    let o = run(&[
+        "rom",
+        "patch",
+        "--dry-run",
+        "--json",
+        sample("nvidia-nvgi.rom").to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(code(&o), 0);
+    let doc: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(doc["schema"], "vfiotool.patch/1");
+    assert_eq!(doc["written"], false);
+    assert_eq!(doc["removed_bytes"], 0x600);
+    assert_eq!(doc["removed"]["kind"], "nvgi");
+    assert!(!out.exists());
+}
+
+#[test]
+fn samples_are_reproduced_by_the_generator() {
+    require_python_module("uefi_firmware.efi_compressor");
+    let dir = tempfile::tempdir().unwrap();
+    let status = std::process::Command::new("python3")
+        .arg(repo().join("rom-samples/generate.py"))
+        .arg(dir.path())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let mut count = 0;
+    for entry in fs::read_dir(repo().join("rom-samples")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "rom") {
+            let name = path.file_name().unwrap();
+            let fresh = fs::read(dir.path().join(name)).unwrap_or_default();
+            assert!(
+                fs::read(&path).unwrap() == fresh,
+                "{name:?} differs from the generator's output"
+            );
+            count += 1;
+        }
+    }
+    assert_eq!(count, 9, "every sample is checked");
+}
