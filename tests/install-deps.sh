@@ -4,6 +4,10 @@
 # EDK2 reference (de)compressor from PyPI. Safe to run again: it only installs what is missing.
 set -euo pipefail
 
+as_root() {
+  if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
+}
+
 apt_packages=(
   qemu-system-x86 qemu-system-data busybox-static cpio ipxe-qemu seabios
   hwdata pciutils
@@ -15,11 +19,16 @@ done
 if [ "${#missing[@]}" -gt 0 ]; then
   echo "install-deps: apt-get install ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq
-  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  as_root apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
 if ! python3 -c 'import uefi_firmware.efi_compressor' 2>/dev/null; then
   echo "install-deps: pip install uefi-firmware"
-  python3 -m pip install --quiet --disable-pip-version-check 'uefi-firmware==1.16'
+  if ! python3 -m pip --version >/dev/null 2>&1; then
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-pip >/dev/null
+  fi
+  pip_install=(python3 -m pip install --quiet --disable-pip-version-check 'uefi-firmware==1.16')
+  # Debian's own python3 refuses pip installs outside a venv (PEP 668) unless told otherwise.
+  "${pip_install[@]}" 2>/dev/null || "${pip_install[@]}" --break-system-packages
 fi

@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# The whole test suite, as README.md gives it: installs what the tests need (apt, pip), then runs
+# every test, including the QEMU guest tests of the real kernel's VFIO.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash tests/install-deps.sh
+cargo test --all-targets --no-fail-fast 2>&1
