@@ -7,7 +7,9 @@
 
 pub mod cli;
 pub mod commands;
+pub mod config;
 pub mod error;
 pub mod fsutil;
 pub mod output;
+pub mod pci;
 pub mod rom;

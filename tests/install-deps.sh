@@ -11,6 +11,7 @@ as_root() {
 apt_packages=(
   qemu-system-x86 qemu-system-data busybox-static cpio ipxe-qemu seabios
   hwdata pciutils
+  ovmf libvirt-clients libxml2-utils
 )
 missing=()
 for p in "${apt_packages[@]}"; do
