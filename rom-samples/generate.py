@@ -128,6 +128,7 @@ def samples():
     rng = random.Random(20261124)
     gop_driver = minimal_pe(MACHINE_X64, 11, driver_payload(rng, [GOP_GUID], ["vfiotool sample GOP X64 Driver Rev.1.2.3.4"], 24000))
     uga_driver = minimal_pe(MACHINE_EBC, 11, driver_payload(rng, [UGA_GUID], ["vfiotool sample UGA EBC driver"], 20000))
+    nv_driver = minimal_pe(MACHINE_X64, 11, driver_payload(rng, [GOP_GUID], ["vfiotool sample NVIDIA-style GPU UEFI Driver"], 24000))
     net_driver = minimal_pe(MACHINE_X64, 11, driver_payload(rng, [GOP_GUID], ["vfiotool sample network driver"], 16000))
     vga = (0x1234, 0x1111, 0x030000)
     nv = (0x10DE, 0x1C82, 0x030000)
@@ -149,7 +150,7 @@ def samples():
         0x8086, 0x100E, 0x020000, MACHINE_X64, net_driver, False, True
     )
     nv_x86 = x86_image(*nv, 0x8000, last=False, text=b"vfiotool sample NVIDIA-style VGA BIOS")
-    nv_efi = efi_image(*nv, MACHINE_X64, gop_driver, True, True, npde_version=0x30012)
+    nv_efi = efi_image(*nv, MACHINE_X64, nv_driver, True, True, npde_version=0x30012)
     nvgi = bytearray(0x600)
     nvgi[0:4] = b"NVGI"
     struct.pack_into("<I", nvgi, 0x14, 0x600)

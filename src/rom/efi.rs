@@ -137,13 +137,20 @@ pub fn analyse(image: &[u8], pcir: &Pcir, npde: Option<&Npde>) -> EfiImage {
     let gop_guid = gop::contains(driver_slice, &gop::GOP_GUID);
     let uga_guid = gop::contains(driver_slice, &gop::UGA_GUID);
     let gop = gop_guid && pcir.base_class() == 0x03;
-    let (version_string, mut gop_version) = match gop::amd_version_string(driver_slice) {
-        Some((text, v)) if gop => (Some(text), Some(v)),
-        _ => (None, None),
+    // NVIDIA keeps the version in the NPDE record (what nvflash shows as "UEFI Version");
+    // others (AMD) print it into the driver as a string.
+    let npde_version = npde
+        .and_then(|n| n.version)
+        .filter(|_| pcir.vendor_id == 0x10DE)
+        .map(|v| format!("0x{v:X}"));
+    let version_string = gop.then(|| gop::amd_version_string(driver_slice)).flatten();
+    let gop_version = match (&npde_version, &version_string) {
+        _ if !gop => None,
+        (Some(v), _) => Some(v.clone()),
+        (None, Some((_, v))) => Some(v.clone()),
+        (None, None) => None,
     };
-    if gop && gop_version.is_none() && pcir.vendor_id == 0x10DE {
-        gop_version = npde.and_then(|n| n.version).map(|v| format!("0x{v:X}"));
-    }
+    let version_string = version_string.map(|(text, _)| text);
     EfiImage {
         signature_ok: signature == EFI_SIGNATURE,
         subsystem,
