@@ -120,6 +120,10 @@ pub struct Manifest {
     pub softdeps: Vec<String>,
     pub method: Option<Method>,
     pub files: Vec<OwnedFile>,
+    /// Directories persist created (outermost first), removed again when empty on the last
+    /// `--remove`.
+    #[serde(default)]
+    pub dirs: Vec<String>,
 }
 
 pub fn read_manifest(root: &Path) -> Result<Manifest> {
@@ -346,6 +350,7 @@ pub fn plan(root: &Path, tools: &HostTools, devices: Vec<String>, softdeps: Vec<
         devices: devices.clone(),
         softdeps,
         files: owned,
+        dirs: current.dirs,
     };
     Ok(Plan {
         method,
@@ -362,10 +367,11 @@ pub fn plan(root: &Path, tools: &HostTools, devices: Vec<String>, softdeps: Vec<
 pub fn apply(root: &Path, plan: &Plan) -> Result<Vec<String>> {
     use std::os::unix::fs::PermissionsExt;
     let mut done = Vec::new();
+    let mut dirs = plan.manifest.dirs.clone();
     for c in plan.changes.iter().filter(|c| c.action != "unchanged") {
         let target = under(root, &c.path);
-        if let Some(dir) = target.parent() {
-            fs::create_dir_all(dir).map_err(|e| Error::io(dir, "create directory", &e))?;
+        if let Some(parent) = Path::new(&c.path).parent() {
+            create_dirs(root, parent, &mut dirs)?;
         }
         match (c.action, &c.new) {
             ("create" | "replace", Some(content)) => {
@@ -384,19 +390,11 @@ pub fn apply(root: &Path, plan: &Plan) -> Result<Vec<String>> {
                     fs::remove_file(&b).map_err(|e| Error::io(&b, "remove backup", &e))?;
                 }
             }
-            _ => {
-                match fs::remove_file(&target) {
-                    Ok(()) => {}
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                    Err(e) => return Err(Error::io(&target, "remove", &e)),
-                }
-                // Our own directory goes when it is empty; shared ones (/etc/modprobe.d) stay.
-                if c.path == OVERRIDE_SCRIPT {
-                    if let Some(dir) = target.parent() {
-                        let _ = fs::remove_dir(dir);
-                    }
-                }
-            }
+            _ => match fs::remove_file(&target) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(Error::io(&target, "remove", &e)),
+            },
         }
         done.push(c.path.clone());
     }
@@ -407,17 +405,41 @@ pub fn apply(root: &Path, plan: &Plan) -> Result<Vec<String>> {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => return Err(Error::io(&manifest_path, "remove", &e)),
         }
-        if let Some(dir) = manifest_path.parent() {
-            let _ = fs::remove_dir(dir);
+        // Innermost first; a directory something else has put files into stays.
+        for dir in dirs.iter().rev() {
+            let _ = fs::remove_dir(under(root, dir));
         }
     } else {
-        if let Some(dir) = manifest_path.parent() {
-            fs::create_dir_all(dir).map_err(|e| Error::io(dir, "create directory", &e))?;
+        if let Some(parent) = Path::new(MANIFEST).parent() {
+            create_dirs(root, parent, &mut dirs)?;
         }
-        let json = serde_json::to_vec_pretty(&plan.manifest).map_err(|e| Error::system(e.to_string()))?;
+        let manifest = Manifest {
+            dirs,
+            ..plan.manifest.clone()
+        };
+        let json = serde_json::to_vec_pretty(&manifest).map_err(|e| Error::system(e.to_string()))?;
         fsutil::atomic_write(&manifest_path, &json, true)?;
     }
     Ok(done)
+}
+
+/// Create `dir` (absolute on the host) below `root`, recording each directory this creates.
+fn create_dirs(root: &Path, dir: &Path, created: &mut Vec<String>) -> Result<()> {
+    let mut missing = Vec::new();
+    let mut cur = Some(dir);
+    while let Some(d) = cur {
+        if d == Path::new("/") || under(root, &d.to_string_lossy()).exists() {
+            break;
+        }
+        missing.push(d.to_path_buf());
+        cur = d.parent();
+    }
+    for d in missing.iter().rev() {
+        let path = under(root, &d.to_string_lossy());
+        fs::create_dir(&path).map_err(|e| Error::io(&path, "create directory", &e))?;
+        created.push(d.to_string_lossy().into_owned());
+    }
+    Ok(())
 }
 
 #[cfg(test)]

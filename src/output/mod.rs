@@ -85,6 +85,58 @@ pub struct ErrorDoc<'a> {
     pub file: Option<String>,
 }
 
+/// A one-line progress indicator for long steps (a slow ROM BAR read, a bind waiting for a
+/// driver). It draws on stderr only when stderr is a terminal and the command is not in `--json`
+/// mode, so pipes, logs and JSON consumers never see it.
+pub struct Progress {
+    enabled: bool,
+    drawn: bool,
+}
+
+impl Progress {
+    pub fn new(json: bool) -> Self {
+        Self::with_terminal(json, io::stderr().is_terminal())
+    }
+
+    /// For tests: decide as if stderr were (or were not) a terminal.
+    pub fn with_terminal(json: bool, terminal: bool) -> Self {
+        Progress {
+            enabled: terminal && !json,
+            drawn: false,
+        }
+    }
+
+    pub fn enabled(&self) -> bool {
+        self.enabled
+    }
+
+    /// Replace the progress line with `message`.
+    pub fn update(&mut self, message: &str) {
+        if self.enabled {
+            let mut err = io::stderr().lock();
+            let _ = write!(err, "\r\x1b[2K{message}");
+            let _ = err.flush();
+            self.drawn = true;
+        }
+    }
+
+    /// Clear the line, leaving the terminal as it was.
+    pub fn finish(&mut self) {
+        if self.drawn {
+            let mut err = io::stderr().lock();
+            let _ = write!(err, "\r\x1b[2K");
+            let _ = err.flush();
+            self.drawn = false;
+        }
+    }
+}
+
+impl Drop for Progress {
+    fn drop(&mut self) {
+        self.finish();
+    }
+}
+
 /// Hex with a fixed width, as lspci prints IDs.
 pub fn hex4(v: u16) -> String {
     format!("{v:04x}")
@@ -101,5 +153,12 @@ mod tests {
         assert!(!no_color_unset(Some("1".into())));
         let o = Output::new(Vec::new(), false);
         assert_eq!(o.paint(Style::Fail, "x"), "x");
+    }
+
+    #[test]
+    fn progress_only_on_a_terminal_and_never_in_json() {
+        assert!(Progress::with_terminal(false, true).enabled());
+        assert!(!Progress::with_terminal(true, true).enabled());
+        assert!(!Progress::with_terminal(false, false).enabled());
     }
 }

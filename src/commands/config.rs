@@ -1,0 +1,329 @@
+//! `vfiotool config`, `vfiotool persist`, `vfiotool completions` and the hidden `manpage`.
+
+use std::io::Write;
+use std::path::Path;
+
+use clap::CommandFactory;
+use serde::Serialize;
+
+use crate::cli::{Cli, ConfigArgs, ConfigTarget, FirmwareChoice, PersistArgs};
+use crate::config::{self, libvirt, persist, proxmox, qemu, Firmware, Function, Passthrough};
+use crate::error::{Error, ExitKind, Result};
+use crate::fsutil;
+use crate::output::{Output, Style};
+use crate::pci::address::{AddressSpec, PciAddress};
+use crate::pci::device::Device;
+use crate::pci::groups::Groups;
+use crate::pci::sysfs::SysfsRoot;
+use crate::rom;
+
+/// The functions `spec` names, function 0 first, read from sysfs.
+fn functions_of(sysfs: &SysfsRoot, spec_text: &str) -> Result<(AddressSpec, Vec<Device>, Groups)> {
+    let spec = AddressSpec::parse(spec_text).map_err(|e| Error::usage(e.to_string()))?;
+    let groups = Groups::read(sysfs).map_err(Error::from)?;
+    let mut devices: Vec<Device> = groups
+        .groups
+        .iter()
+        .flat_map(|g| g.devices.iter())
+        .chain(groups.ungrouped.iter())
+        .filter(|d| spec.matches(&d.address))
+        .cloned()
+        .collect();
+    devices.sort_by_key(|d| d.address);
+    if devices.is_empty() {
+        return Err(Error::system(format!(
+            "no PCI device {spec_text} in {} (see `vfiotool list`)",
+            sysfs.pci_devices_dir().display()
+        )));
+    }
+    Ok((spec, devices, groups))
+}
+
+/// Other endpoints in the devices' IOMMU groups: they must go to vfio-pci too, or the group is
+/// not viable.
+fn group_siblings(groups: &Groups, devices: &[Device]) -> Vec<String> {
+    let mut out = Vec::new();
+    for d in devices {
+        if let Some(g) = groups.group_of(&d.address) {
+            for e in g.endpoints() {
+                let name = e.address.to_string();
+                if !devices.iter().any(|x| x.address == e.address) && !out.contains(&name) {
+                    out.push(name);
+                }
+            }
+        }
+    }
+    out
+}
+
+fn firmware_for(args: &ConfigArgs) -> Result<(Firmware, String)> {
+    if let Some(choice) = args.firmware {
+        let f = match choice {
+            FirmwareChoice::Ovmf => Firmware::Ovmf,
+            FirmwareChoice::Seabios => Firmware::Seabios,
+        };
+        return Ok((f, "chosen with --firmware".into()));
+    }
+    let Some(rom_path) = args.rom.as_ref().or(args.romfile.as_ref()) else {
+        return Err(Error::usage(
+            "config needs a ROM verdict: pass --rom FILE (e.g. from `vfiotool rom dump DEVICE -o FILE`), \
+             --romfile PATH, or choose with --firmware ovmf|seabios",
+        ));
+    };
+    let bytes = fsutil::read_input(rom_path)?;
+    let analysis =
+        rom::analyze(&bytes).map_err(|e| Error::bad_input(format!("{}: {e}", rom_path.display())))?;
+    let line = analysis.verdict.lines.first().cloned().unwrap_or_default();
+    let f = if analysis.verdict.uefi_gop {
+        Firmware::Ovmf
+    } else {
+        Firmware::Seabios
+    };
+    Ok((f, format!("{}: {line}", rom_path.display())))
+}
+
+#[derive(Serialize)]
+struct ConfigDoc<'a> {
+    schema: &'static str,
+    device: &'a str,
+    #[serde(flatten)]
+    generated: &'a config::Generated,
+    group_siblings: Vec<String>,
+}
+
+pub fn config<W: Write>(args: &ConfigArgs, out: &mut Output<W>) -> Result<ExitKind> {
+    let sysfs = SysfsRoot::new(args.root.sysfs());
+    let (_, devices, groups) = functions_of(&sysfs, &args.device)?;
+    let (firmware, firmware_reason) = firmware_for(args)?;
+    let passthrough = Passthrough {
+        functions: devices
+            .iter()
+            .filter(|d| !d.bridge)
+            .map(|d| Function {
+                address: d.address,
+                class_code: d.class_code,
+            })
+            .collect(),
+        firmware,
+        firmware_reason,
+        romfile: args.romfile.clone(),
+    };
+    let mut generated = match args.target {
+        ConfigTarget::Proxmox => proxmox::generate(&passthrough, args.vmid, args.index),
+        ConfigTarget::Libvirt => libvirt::generate(&passthrough),
+        ConfigTarget::Qemu => qemu::generate(&passthrough, qemu::find_ovmf(&args.root.host_root())),
+    };
+    let siblings = group_siblings(&groups, &devices);
+    if !siblings.is_empty() {
+        generated.notes.push(format!(
+            "its IOMMU group also holds {}: bind them to vfio-pci too (`vfiotool bind --group`), or the VM will not start (group not viable)",
+            siblings.join(", ")
+        ));
+    }
+    if out.json {
+        out.json_doc(&ConfigDoc {
+            schema: "vfiotool.config/1",
+            device: &args.device,
+            generated: &generated,
+            group_siblings: siblings,
+        })
+        .map_err(Error::output)?;
+        return Ok(ExitKind::Success);
+    }
+    let addrs: Vec<String> = generated.functions.iter().map(PciAddress::to_string).collect();
+    let header = format!(
+        "# {} for {} ({}): machine q35, firmware {}, because {}",
+        generated.target,
+        args.device,
+        addrs.join(" "),
+        generated.firmware.name(),
+        generated.firmware_reason
+    );
+    let header = out.paint(Style::Dim, &header);
+    let w = &mut out.out;
+    writeln!(w, "{header}").map_err(Error::output)?;
+    write!(w, "{}", generated.text).map_err(Error::output)?;
+    if !generated.text.ends_with('\n') {
+        writeln!(w).map_err(Error::output)?;
+    }
+    if let Some(cmd) = &generated.command {
+        writeln!(w, "{cmd}").map_err(Error::output)?;
+    }
+    for note in &generated.notes {
+        writeln!(w, "# note: {note}").map_err(Error::output)?;
+    }
+    Ok(ExitKind::Success)
+}
+
+/// Drivers vfio-pci must load before: the devices' current drivers and the usual drivers of
+/// their kind, so a GPU driver in the initramfs cannot claim the device first.
+fn softdeps_for(devices: &[Device]) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    let mut add = |d: &str| {
+        let module = d.replace('-', "_");
+        if !matches!(module.as_str(), "vfio_pci" | "pci_stub" | "pcieport") && !out.contains(&module) {
+            out.push(module);
+        }
+    };
+    for d in devices {
+        if let Some(driver) = &d.driver {
+            add(driver);
+        }
+        match (d.base_class(), d.vendor_id) {
+            (0x03, 0x10DE) => ["nouveau", "nvidia"].iter().for_each(|m| add(m)),
+            (0x03, 0x1002) => ["amdgpu", "radeon"].iter().for_each(|m| add(m)),
+            (0x03, 0x8086) => add("i915"),
+            _ => {}
+        }
+        if d.class16() == 0x0403 {
+            add("snd_hda_intel");
+        }
+    }
+    out.sort();
+    out
+}
+
+#[derive(Serialize)]
+struct PersistDoc<'a> {
+    schema: &'static str,
+    root: String,
+    dry_run: bool,
+    #[serde(flatten)]
+    plan: &'a persist::Plan,
+    initramfs_ran: bool,
+}
+
+pub fn persist<W: Write>(args: &PersistArgs, out: &mut Output<W>) -> Result<ExitKind> {
+    let root = args.root.host_root();
+    let live = root == Path::new("/");
+    if live && !args.dry_run && !nix::unistd::geteuid().is_root() {
+        return Err(Error::system(
+            "persist writes under /etc and /usr/lib: run it as root (or see the change first with --dry-run)",
+        ));
+    }
+    let manifest = persist::read_manifest(&root)?;
+    let tools = persist::detect(&root);
+    let (devices, softdeps) = if args.remove {
+        match &args.device {
+            None => (Vec::new(), Vec::new()),
+            Some(text) => {
+                let spec = AddressSpec::parse(text).map_err(|e| Error::usage(e.to_string()))?;
+                let keep: Vec<String> = manifest
+                    .devices
+                    .iter()
+                    .filter(|d| d.parse::<PciAddress>().map(|a| !spec.matches(&a)).unwrap_or(true))
+                    .cloned()
+                    .collect();
+                if keep.len() == manifest.devices.len() {
+                    return Err(Error::usage(format!(
+                        "{text} is not persisted (persisted: {})",
+                        manifest.devices.join(" ")
+                    )));
+                }
+                let softdeps = if keep.is_empty() {
+                    Vec::new()
+                } else {
+                    manifest.softdeps.clone()
+                };
+                (keep, softdeps)
+            }
+        }
+    } else {
+        let sysfs = SysfsRoot::new(args.root.sysfs());
+        let text = args.device.as_deref().unwrap_or_default();
+        let (_, found, _) = functions_of(&sysfs, text)?;
+        let found: Vec<Device> = found.into_iter().filter(|d| !d.bridge).collect();
+        let mut devices = manifest.devices.clone();
+        for d in &found {
+            let a = d.address.to_string();
+            if !devices.contains(&a) {
+                devices.push(a);
+            }
+        }
+        let mut softdeps = manifest.softdeps.clone();
+        for s in softdeps_for(&found) {
+            if !softdeps.contains(&s) {
+                softdeps.push(s);
+            }
+        }
+        softdeps.sort();
+        (devices, softdeps)
+    };
+    let plan = persist::plan(&root, &tools, devices, softdeps)?;
+    if !args.dry_run {
+        persist::apply(&root, &plan)?;
+    }
+    let run_initramfs =
+        args.yes && !args.dry_run && live && plan.changes.iter().any(|c| c.action != "unchanged");
+    let mut initramfs_ran = false;
+    if run_initramfs {
+        if let Some(cmd) = &plan.initramfs_command {
+            let status = std::process::Command::new("sh")
+                .args(["-c", cmd])
+                .status()
+                .map_err(|e| Error::system(format!("running `{cmd}`: {e}")))?;
+            if !status.success() {
+                return Err(Error::system(format!(
+                    "`{cmd}` failed ({status}); the files are in place, run it again by hand"
+                )));
+            }
+            initramfs_ran = true;
+        }
+    }
+    if out.json {
+        out.json_doc(&PersistDoc {
+            schema: "vfiotool.persist/1",
+            root: root.display().to_string(),
+            dry_run: args.dry_run,
+            plan: &plan,
+            initramfs_ran,
+        })
+        .map_err(Error::output)?;
+        return Ok(ExitKind::Success);
+    }
+    let w = &mut out.out;
+    let io = Error::output;
+    let what = if plan.devices.is_empty() {
+        "no device bound at boot".to_string()
+    } else {
+        format!("bind at boot ({:?}): {}", plan.method, plan.devices.join(" ")).to_lowercase()
+    };
+    writeln!(w, "{what}").map_err(io)?;
+    for c in &plan.changes {
+        let verb = if args.dry_run { "would" } else { "did" };
+        let backup = c
+            .backup
+            .as_deref()
+            .map(|b| format!(" (backup: {b})"))
+            .unwrap_or_default();
+        writeln!(w, "{verb} {} {}{backup}", c.action, c.path).map_err(io)?;
+        if args.dry_run && c.action != "unchanged" {
+            write!(w, "{}", c.diff).map_err(io)?;
+        }
+    }
+    for n in &plan.notes {
+        writeln!(w, "note: {n}").map_err(io)?;
+    }
+    match (&plan.initramfs_command, initramfs_ran) {
+        (Some(cmd), true) => writeln!(w, "ran: {cmd}").map_err(io)?,
+        (Some(cmd), false) if live => {
+            writeln!(w, "next: {cmd}   (or run persist again with --yes)").map_err(io)?
+        }
+        (Some(cmd), false) => writeln!(w, "not run below a scratch root: {cmd}").map_err(io)?,
+        (None, _) => {}
+    }
+    Ok(ExitKind::Success)
+}
+
+pub fn completions<W: Write>(shell: clap_complete::Shell, out: &mut Output<W>) -> Result<ExitKind> {
+    let mut cmd = Cli::command();
+    clap_complete::generate(shell, &mut cmd, "vfiotool", &mut out.out);
+    out.out.flush().map_err(Error::output)?;
+    Ok(ExitKind::Success)
+}
+
+pub fn manpage<W: Write>(out: &mut Output<W>) -> Result<ExitKind> {
+    let man = clap_mangen::Man::new(Cli::command());
+    man.render(&mut out.out).map_err(Error::output)?;
+    Ok(ExitKind::Success)
+}

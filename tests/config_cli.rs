@@ -1,0 +1,292 @@
+//! `vfiotool config` and `vfiotool persist` through the CLI, on a synthetic sysfs tree and a
+//! scratch root: the firmware choice follows the ROM verdict, group siblings are named, persist's
+//! dry run changes nothing and `--remove` restores the root exactly.
+
+mod common;
+
+use common::*;
+use std::fs;
+use std::os::unix::fs::symlink;
+use std::path::{Path, PathBuf};
+
+/// A host root with `sys/` holding a GPU (01:00.0 on nouveau, 01:00.1 on snd_hda_intel) and, in
+/// the same IOMMU group 1, an unrelated NIC (02:00.0 on e1000e). Returns the root.
+fn host(dir: &Path) -> PathBuf {
+    let sys = dir.join("sys");
+    let devices = sys.join("bus/pci/devices");
+    let groups = sys.join("kernel/iommu_groups");
+    for (addr, vendor, device, class, driver, group) in [
+        ("0000:01:00.0", "0x10de", "0x1c82", "0x030000", "nouveau", "1"),
+        (
+            "0000:01:00.1",
+            "0x10de",
+            "0x0fb9",
+            "0x040300",
+            "snd_hda_intel",
+            "1",
+        ),
+        ("0000:02:00.0", "0x8086", "0x10d3", "0x020000", "e1000e", "1"),
+    ] {
+        let d = devices.join(addr);
+        fs::create_dir_all(&d).unwrap();
+        fs::write(d.join("vendor"), format!("{vendor}\n")).unwrap();
+        fs::write(d.join("device"), format!("{device}\n")).unwrap();
+        fs::write(d.join("class"), format!("{class}\n")).unwrap();
+        let drv = sys.join("bus/pci/drivers").join(driver);
+        fs::create_dir_all(&drv).unwrap();
+        symlink(&drv, d.join("driver")).unwrap();
+        let g = groups.join(group).join("devices");
+        fs::create_dir_all(&g).unwrap();
+        symlink(&d, g.join(addr)).unwrap();
+        symlink(groups.join(group), d.join("iommu_group")).unwrap();
+    }
+    dir.to_path_buf()
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+#[test]
+fn proxmox_config_follows_the_rom_verdict() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = host(dir.path());
+    let gop = sample("x86-efi-gop-compressed.rom");
+    let o = run(&[
+        "config",
+        "01:00",
+        "--for",
+        "proxmox",
+        "--vmid",
+        "105",
+        "--rom",
+        s(&gop),
+        "--root",
+        s(&root),
+    ]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let text = stdout(&o);
+    assert!(text.contains("\nhostpci0: 0000:01:00,pcie=1\n"), "{text}");
+    assert!(
+        text.contains("qm set 105 --machine q35 --bios ovmf --hostpci0 0000:01:00,pcie=1"),
+        "{text}"
+    );
+    assert!(text.contains("firmware ovmf, because"), "{text}");
+    assert!(text.contains("its IOMMU group also holds 0000:02:00.0"), "{text}");
+
+    let legacy = sample("x86-only.rom");
+    let o = run(&[
+        "config",
+        "01:00",
+        "--for",
+        "proxmox",
+        "--json",
+        "--rom",
+        s(&legacy),
+        "--root",
+        s(&root),
+    ]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let doc: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(doc["schema"], "vfiotool.config/1");
+    assert_eq!(doc["firmware"], "seabios");
+    assert_eq!(doc["x_vga"], true);
+    assert_eq!(doc["text"], "hostpci0: 0000:01:00,pcie=1,x-vga=1");
+    assert_eq!(
+        doc["functions"],
+        serde_json::json!(["0000:01:00.0", "0000:01:00.1"])
+    );
+    assert_eq!(doc["group_siblings"], serde_json::json!(["0000:02:00.0"]));
+}
+
+#[test]
+fn libvirt_and_qemu_configs_name_every_function() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = host(dir.path());
+    let o = run(&[
+        "config",
+        "01:00",
+        "--for",
+        "libvirt",
+        "--firmware",
+        "ovmf",
+        "--root",
+        s(&root),
+    ]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert_eq!(
+        stdout(&o)
+            .matches("<hostdev mode='subsystem' type='pci' managed='yes'>")
+            .count(),
+        2
+    );
+    assert!(stdout(&o).contains("<os firmware='efi'>"));
+    let o = run(&[
+        "config",
+        "01:00.0",
+        "--for",
+        "qemu",
+        "--firmware",
+        "seabios",
+        "--root",
+        s(&root),
+    ]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let text = stdout(&o);
+    assert!(
+        text.contains("-device vfio-pci,host=0000:01:00.0,bus=vfio-rp0,addr=00.0,x-vga=on"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("host=0000:01:00.1"),
+        "one function was asked for: {text}"
+    );
+    assert!(
+        text.contains("group also holds 0000:01:00.1, 0000:02:00.0"),
+        "{text}"
+    );
+}
+
+#[test]
+fn config_errors_say_what_to_do() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = host(dir.path());
+    let o = run(&["config", "01:00", "--for", "proxmox", "--root", s(&root)]);
+    assert_eq!(code(&o), 2);
+    assert!(stderr(&o).contains("pass --rom FILE"), "{}", stderr(&o));
+    let o = run(&[
+        "config",
+        "07:00",
+        "--for",
+        "proxmox",
+        "--firmware",
+        "ovmf",
+        "--root",
+        s(&root),
+    ]);
+    assert_eq!(code(&o), 4);
+    assert!(stderr(&o).contains("no PCI device 07:00"), "{}", stderr(&o));
+    let o = run(&[
+        "config",
+        "zz:00",
+        "--for",
+        "qemu",
+        "--firmware",
+        "ovmf",
+        "--root",
+        s(&root),
+    ]);
+    assert_eq!(code(&o), 2);
+    assert!(
+        stderr(&o).contains("\"zz:00\" is not a PCI address"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+fn tree(root: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut stack = vec![root.join("etc"), root.join("usr")];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = fs::read_dir(&d) else { continue };
+        for e in entries {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p.clone());
+            }
+            let content = if p.is_file() {
+                fs::read(&p).unwrap()
+            } else {
+                b"<dir>".to_vec()
+            };
+            out.push((p.strip_prefix(root).unwrap().display().to_string(), content));
+        }
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn persist_round_trips_on_a_scratch_root() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = host(dir.path());
+    fs::create_dir_all(root.join("usr/sbin")).unwrap();
+    fs::write(root.join("usr/sbin/update-initramfs"), "").unwrap();
+    fs::create_dir_all(root.join("etc/modprobe.d")).unwrap();
+    fs::write(root.join("etc/modprobe.d/blacklist.conf"), "blacklist nouveau\n").unwrap();
+    let before = tree(&root);
+
+    let o = run(&["persist", "01:00", "--dry-run", "--root", s(&root)]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let text = stdout(&o);
+    assert!(
+        text.contains("would create /etc/modprobe.d/vfiotool.conf"),
+        "{text}"
+    );
+    assert!(text.contains("+softdep nouveau pre: vfio-pci"), "{text}");
+    assert!(text.contains("+softdep snd_hda_intel pre: vfio-pci"), "{text}");
+    assert!(
+        text.contains("not run below a scratch root: update-initramfs -u -k all"),
+        "{text}"
+    );
+    assert_eq!(tree(&root), before, "--dry-run writes nothing");
+
+    let o = run(&["persist", "01:00", "--yes", "--root", s(&root)]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let conf = fs::read_to_string(root.join("etc/modprobe.d/vfiotool.conf")).unwrap();
+    assert!(conf.contains("# Devices: 0000:01:00.0 0000:01:00.1"), "{conf}");
+    let script = fs::read_to_string(root.join("usr/lib/vfiotool/vfio-pci-override.sh")).unwrap();
+    assert!(script.contains("for dev in 0000:01:00.0 0000:01:00.1; do"));
+    assert!(root.join("etc/initramfs-tools/hooks/vfiotool").is_file());
+
+    // A second device joins the same files; removing it leaves the first.
+    let o = run(&["persist", "02:00.0", "--root", s(&root)]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert!(
+        fs::read_to_string(root.join("usr/lib/vfiotool/vfio-pci-override.sh"))
+            .unwrap()
+            .contains("0000:02:00.0")
+    );
+    let o = run(&["persist", "--remove", "02:00.0", "--root", s(&root)]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let script = fs::read_to_string(root.join("usr/lib/vfiotool/vfio-pci-override.sh")).unwrap();
+    assert!(
+        !script.contains("0000:02:00.0") && script.contains("0000:01:00.1"),
+        "{script}"
+    );
+
+    let o = run(&["persist", "--remove", "--json", "--root", s(&root)]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let doc: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(doc["schema"], "vfiotool.persist/1");
+    assert_eq!(doc["devices"], serde_json::json!([]));
+    let after: Vec<_> = tree(&root)
+        .into_iter()
+        .filter(|(p, _)| !p.starts_with("etc/initramfs-tools"))
+        .collect();
+    let before: Vec<_> = before
+        .into_iter()
+        .filter(|(p, _)| !p.starts_with("etc/initramfs-tools"))
+        .collect();
+    assert_eq!(after, before, "--remove undoes exactly what persist wrote");
+    assert!(!root.join("etc/initramfs-tools/hooks/vfiotool").exists());
+}
+
+#[test]
+fn completions_and_man_page_come_from_the_cli_definition() {
+    let o = run(&["completions", "bash"]);
+    assert_eq!(code(&o), 0);
+    assert!(
+        stdout(&o).contains("complete -F _vfiotool"),
+        "bash completion function"
+    );
+    for sh in ["zsh", "fish"] {
+        let o = run(&["completions", sh]);
+        assert_eq!(code(&o), 0);
+        assert!(stdout(&o).contains("persist"), "{sh} completes subcommands");
+    }
+    let o = run(&["manpage"]);
+    assert_eq!(code(&o), 0);
+    assert!(stdout(&o).starts_with(".ie"), "roff output");
+    assert!(stdout(&o).contains("vfiotool"));
+}
