@@ -221,9 +221,15 @@ mod tests {
 
     #[test]
     fn full_short_and_vmd_forms() {
-        assert_eq!(PciAddress::parse("0000:01:00.0").unwrap(), PciAddress::new(0, 1, 0, 0));
+        assert_eq!(
+            PciAddress::parse("0000:01:00.0").unwrap(),
+            PciAddress::new(0, 1, 0, 0)
+        );
         assert_eq!(PciAddress::parse("01:00.1").unwrap(), PciAddress::new(0, 1, 0, 1));
-        assert_eq!(PciAddress::parse("0000:0A:1F.7\n").unwrap(), PciAddress::new(0, 10, 31, 7));
+        assert_eq!(
+            PciAddress::parse("0000:0A:1F.7\n").unwrap(),
+            PciAddress::new(0, 10, 31, 7)
+        );
         let vmd = PciAddress::parse("10000:e1:00.0").unwrap();
         assert_eq!(vmd, PciAddress::new(0x10000, 0xe1, 0, 0));
         assert_eq!(vmd.to_string(), "10000:e1:00.0");
@@ -234,7 +240,12 @@ mod tests {
 
     #[test]
     fn display_round_trips() {
-        for s in ["0000:00:00.0", "0001:ff:1f.7", "10000:00:0e.3", "ffffffff:80:01.2"] {
+        for s in [
+            "0000:00:00.0",
+            "0001:ff:1f.7",
+            "10000:00:0e.3",
+            "ffffffff:80:01.2",
+        ] {
             assert_eq!(PciAddress::parse(s).unwrap().to_string(), s);
         }
     }
@@ -268,7 +279,14 @@ mod tests {
     #[test]
     fn slot_specs_match_every_function() {
         let spec = AddressSpec::parse("01:00").unwrap();
-        assert_eq!(spec, AddressSpec::Slot(SlotAddress { domain: 0, bus: 1, device: 0 }));
+        assert_eq!(
+            spec,
+            AddressSpec::Slot(SlotAddress {
+                domain: 0,
+                bus: 1,
+                device: 0
+            })
+        );
         assert!(spec.matches(&PciAddress::new(0, 1, 0, 0)));
         assert!(spec.matches(&PciAddress::new(0, 1, 0, 3)));
         assert!(!spec.matches(&PciAddress::new(0, 1, 1, 0)));
@@ -283,7 +301,7 @@ mod tests {
 
     #[test]
     fn sorts_like_lspci() {
-        let mut v = vec![
+        let mut v = [
             PciAddress::new(0x10000, 0, 0, 0),
             PciAddress::new(0, 2, 0, 0),
             PciAddress::new(0, 1, 0, 1),
@@ -291,7 +309,10 @@ mod tests {
         ];
         v.sort();
         let s: Vec<String> = v.iter().map(|a| a.to_string()).collect();
-        assert_eq!(s, ["0000:01:00.0", "0000:01:00.1", "0000:02:00.0", "10000:00:00.0"]);
+        assert_eq!(
+            s,
+            ["0000:01:00.0", "0000:01:00.1", "0000:02:00.0", "10000:00:00.0"]
+        );
     }
 
     #[test]

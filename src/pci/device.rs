@@ -73,7 +73,8 @@ fn hex_attr(root: &SysfsRoot, addr: &PciAddress, name: &str) -> Result<Option<u3
 
 /// Subsystem IDs of 0 or 0xffff mean "none" (as lspci treats them).
 fn subsystem_id(v: Option<u32>) -> Option<u16> {
-    v.and_then(|v| u16::try_from(v).ok()).filter(|v| *v != 0 && *v != 0xffff)
+    v.and_then(|v| u16::try_from(v).ok())
+        .filter(|v| *v != 0 && *v != 0xffff)
 }
 
 impl Device {
@@ -295,25 +296,38 @@ mod tests {
         let a = PciAddress::new(0, 1, 0, 0);
         let d = root.device_dir(&a);
         fs::create_dir_all(&d).unwrap();
-        fs::write(d.join("config"), config(0x10de, 0x1b80, 0x030000, 0x80, (0x1458, 0x3702))).unwrap();
+        fs::write(
+            d.join("config"),
+            config(0x10de, 0x1b80, 0x030000, 0x80, (0x1458, 0x3702)),
+        )
+        .unwrap();
         fs::write(d.join("driver_override"), "(null)\n").unwrap();
         fs::write(d.join("reset_method"), "flr bus\n").unwrap();
         fs::write(d.join("boot_vga"), "1\n").unwrap();
         fs::write(d.join("rom"), "").unwrap();
         std::os::unix::fs::symlink("../../../../kernel/iommu_groups/13", d.join("iommu_group")).unwrap();
         let dev = Device::read(&root, &a).unwrap();
-        assert_eq!((dev.vendor_id, dev.device_id, dev.class_code), (0x10de, 0x1b80, 0x030000));
+        assert_eq!(
+            (dev.vendor_id, dev.device_id, dev.class_code),
+            (0x10de, 0x1b80, 0x030000)
+        );
         assert_eq!(dev.revision, Some(0xa1));
         assert_eq!(dev.header_type, Some(0));
         assert!(!dev.bridge);
-        assert_eq!((dev.subsystem_vendor_id, dev.subsystem_device_id), (Some(0x1458), Some(0x3702)));
+        assert_eq!(
+            (dev.subsystem_vendor_id, dev.subsystem_device_id),
+            (Some(0x1458), Some(0x3702))
+        );
         assert_eq!(dev.driver, None);
         assert_eq!(dev.driver_override, None);
         assert_eq!(dev.iommu_group, Some(13));
         assert_eq!(dev.reset_methods, ["flr", "bus"]);
         assert_eq!(dev.boot_vga, Some(true));
         assert!(dev.rom);
-        assert_eq!(dev.modalias(), "pci:v000010DEd00001B80sv00001458sd00003702bc03sc00i00");
+        assert_eq!(
+            dev.modalias(),
+            "pci:v000010DEd00001B80sv00001458sd00003702bc03sc00i00"
+        );
         assert_eq!(dev.host_role(), Some("boot GPU"));
     }
 

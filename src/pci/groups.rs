@@ -129,7 +129,10 @@ impl Groups {
             }
         }
         Groups {
-            groups: by_group.into_iter().map(|(g, devs)| IommuGroup::new(g, devs)).collect(),
+            groups: by_group
+                .into_iter()
+                .map(|(g, devs)| IommuGroup::new(g, devs))
+                .collect(),
             ungrouped,
         }
     }
@@ -220,15 +223,21 @@ mod tests {
             .iter()
             .map(|h| format!("{} {}", h.address, h.role))
             .collect();
-        assert_eq!(roles, ["0000:00:1d.0 storage controller", "0000:00:1f.0 ISA bridge (chipset)"]);
+        assert_eq!(
+            roles,
+            [
+                "0000:00:1d.0 storage controller",
+                "0000:00:1f.0 ISA bridge (chipset)"
+            ]
+        );
         assert_eq!(shared.slots.len(), 2);
         assert!(g.groups[0].host_critical.is_empty());
         assert_eq!(g.ungrouped.len(), 1);
-        assert_eq!(
-            g.group_of(&PciAddress::new(0, 2, 0, 0)).map(|g| g.group),
-            Some(2)
-        );
+        assert_eq!(g.group_of(&PciAddress::new(0, 2, 0, 0)).map(|g| g.group), Some(2));
         assert_eq!(g.groups[1].endpoints().count(), 1);
-        assert_eq!(serde_json::to_value(Verdict::IsolatedExceptBridges).unwrap(), "isolated_except_bridges");
+        assert_eq!(
+            serde_json::to_value(Verdict::IsolatedExceptBridges).unwrap(),
+            "isolated_except_bridges"
+        );
     }
 }

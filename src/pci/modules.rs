@@ -43,7 +43,9 @@ impl ModuleAliases {
             let entry = (pattern.to_string(), module.to_string());
             let vendor = pattern
                 .get(5..13)
-                .filter(|v| pattern.as_bytes().get(4) == Some(&b'v') && v.bytes().all(|b| b.is_ascii_hexdigit()))
+                .filter(|v| {
+                    pattern.as_bytes().get(4) == Some(&b'v') && v.bytes().all(|b| b.is_ascii_hexdigit())
+                })
                 .and_then(|v| u32::from_str_radix(v, 16).ok())
                 .and_then(|v| u16::try_from(v).ok());
             match vendor {
@@ -110,8 +112,14 @@ mod tests {
 
     #[test]
     fn glob() {
-        assert!(glob_match(b"pci:v*d*sv*sd*bc03sc*i*", b"pci:v000010DEd00001B80sv0sd0bc03sc00i00"));
-        assert!(!glob_match(b"pci:v*d*sv*sd*bc03sc*i*", b"pci:v000010DEd00001B80sv0sd0bc02sc00i00"));
+        assert!(glob_match(
+            b"pci:v*d*sv*sd*bc03sc*i*",
+            b"pci:v000010DEd00001B80sv0sd0bc03sc00i00"
+        ));
+        assert!(!glob_match(
+            b"pci:v*d*sv*sd*bc03sc*i*",
+            b"pci:v000010DEd00001B80sv0sd0bc02sc00i00"
+        ));
         assert!(glob_match(b"a?c", b"abc"));
         assert!(!glob_match(b"abc", b"abcd"));
         assert!(glob_match(b"*", b""));

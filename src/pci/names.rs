@@ -29,6 +29,33 @@ pub fn find_system_pci_ids() -> Option<PathBuf> {
     SYSTEM_PATHS.iter().map(PathBuf::from).find(|p| p.is_file())
 }
 
+/// Class names used when there is no `pci.ids` (minimal systems, the test guest): the PCI
+/// class codes of the devices passthrough is about (PCI Code and ID Assignment Specification).
+const BUILTIN_CLASSES: [(u16, &str); 22] = [
+    (0x0100, "SCSI storage controller"),
+    (0x0104, "RAID bus controller"),
+    (0x0106, "SATA controller"),
+    (0x0107, "Serial Attached SCSI controller"),
+    (0x0108, "Non-Volatile memory controller"),
+    (0x0200, "Ethernet controller"),
+    (0x0280, "Network controller"),
+    (0x0300, "VGA compatible controller"),
+    (0x0301, "XGA compatible controller"),
+    (0x0302, "3D controller"),
+    (0x0380, "Display controller"),
+    (0x0401, "Multimedia audio controller"),
+    (0x0403, "Audio device"),
+    (0x0600, "Host bridge"),
+    (0x0601, "ISA bridge"),
+    (0x0604, "PCI bridge"),
+    (0x0607, "CardBus bridge"),
+    (0x0c03, "USB controller"),
+    (0x0c05, "SMBus"),
+    (0x00ff, "Unclassified device"),
+    (0x1200, "Processing accelerators"),
+    (0xff00, "Unassigned class"),
+];
+
 /// The IDs whose names are wanted.
 #[derive(Debug, Default, Clone)]
 pub struct NameQuery {
@@ -150,7 +177,8 @@ impl Names {
                 if !second_tab {
                     if let Some(s) = line.get(1..3).and_then(hex_u8) {
                         if q.subclasses.contains(&(c, s)) {
-                            n.subclasses.insert((c, s), name_of(line.get(3..).unwrap_or_default()));
+                            n.subclasses
+                                .insert((c, s), name_of(line.get(3..).unwrap_or_default()));
                         }
                     }
                 }
@@ -161,7 +189,8 @@ impl Names {
                 device = line.get(1..5).and_then(hex_u16);
                 if let Some(d) = device {
                     if q.devices.contains(&(v, d)) {
-                        n.devices.insert((v, d), name_of(line.get(5..).unwrap_or_default()));
+                        n.devices
+                            .insert((v, d), name_of(line.get(5..).unwrap_or_default()));
                     }
                 }
             } else if let Some(d) = device {
@@ -172,7 +201,8 @@ impl Names {
                     continue;
                 };
                 if q.subsystems.contains(&(v, d, sv, sd)) {
-                    n.subsystems.insert((v, d, sv, sd), name_of(line.get(11..).unwrap_or_default()));
+                    n.subsystems
+                        .insert((v, d, sv, sd), name_of(line.get(11..).unwrap_or_default()));
                 }
             }
         }
@@ -193,10 +223,17 @@ impl Names {
         self.subsystems
             .get(&(v, d, sv, sd))
             .map(String::as_str)
-            .or_else(|| if (sv, sd) == (v, d) { self.device(v, d) } else { None })
+            .or_else(|| {
+                if (sv, sd) == (v, d) {
+                    self.device(v, d)
+                } else {
+                    None
+                }
+            })
     }
 
-    /// The subclass name, else the base class name, else `Class cccc` (lspci's order).
+    /// The subclass name, else the base class name (from `pci.ids`, else the built-in names of
+    /// the classes passthrough cares about), else `Class cccc` (lspci's order).
     pub fn class(&self, class_code: u32) -> String {
         let base = (class_code >> 16) as u8;
         let sub = (class_code >> 8) as u8;
@@ -206,17 +243,25 @@ impl Names {
         if let Some(b) = self.classes.get(&base) {
             return b.clone();
         }
+        if let Some((_, name)) = BUILTIN_CLASSES
+            .iter()
+            .find(|(c, _)| *c == (class_code >> 8) as u16)
+        {
+            return (*name).to_string();
+        }
         format!("Class {base:02x}{sub:02x}")
     }
 
     /// `Vendor name`, or `Vendor vvvv` when unknown.
     pub fn vendor_or_number(&self, v: u16) -> String {
-        self.vendor(v).map_or_else(|| format!("Vendor {v:04x}"), str::to_string)
+        self.vendor(v)
+            .map_or_else(|| format!("Vendor {v:04x}"), str::to_string)
     }
 
     /// `Device name`, or `Device dddd` when unknown.
     pub fn device_or_number(&self, v: u16, d: u16) -> String {
-        self.device(v, d).map_or_else(|| format!("Device {d:04x}"), str::to_string)
+        self.device(v, d)
+            .map_or_else(|| format!("Device {d:04x}"), str::to_string)
     }
 }
 
@@ -270,10 +315,18 @@ C 12  Processing accelerators\n";
         assert_eq!(n.vendor(0x8086), None, "not asked for");
         assert_eq!(n.device(0x10de, 0x1b80), Some("GP104 [GeForce GTX 1080]"));
         assert_eq!(n.device(0x10de, 0x10f0), None, "not asked for");
-        assert_eq!(n.subsystem(0x10de, 0x1b80, 0x1458, 0x3702), Some("GeForce GTX 1080 G1 Gaming"));
+        assert_eq!(
+            n.subsystem(0x10de, 0x1b80, 0x1458, 0x3702),
+            Some("GeForce GTX 1080 G1 Gaming")
+        );
         assert_eq!(n.class(0x030000), "VGA compatible controller");
         assert_eq!(n.class(0x120000), "Processing accelerators");
-        assert_eq!(n.class(0x040300), "Class 0403");
+        assert_eq!(
+            n.class(0x040300),
+            "Audio device",
+            "built-in name without the subclass in pci.ids"
+        );
+        assert_eq!(n.class(0x0c0700), "Class 0c07");
         assert_eq!(n.device_or_number(0x10de, 0x9999), "Device 9999");
     }
 
@@ -281,6 +334,7 @@ C 12  Processing accelerators\n";
     fn empty_database_gives_numbers() {
         let n = Names::empty();
         assert_eq!(n.vendor_or_number(0x1af4), "Vendor 1af4");
-        assert_eq!(n.class(0x010802), "Class 0108");
+        assert_eq!(n.class(0x010802), "Non-Volatile memory controller");
+        assert_eq!(n.class(0x088000), "Class 0880");
     }
 }

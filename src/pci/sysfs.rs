@@ -214,9 +214,15 @@ mod tests {
         fs::create_dir_all(&dev).unwrap();
         fs::write(dev.join("vendor"), "0x10de\n").unwrap();
         std::os::unix::fs::symlink("../../../bus/pci/drivers/nvidia", dev.join("driver")).unwrap();
-        assert_eq!(root.read_device_attr(&a, "vendor").unwrap().as_deref(), Some("0x10de"));
+        assert_eq!(
+            root.read_device_attr(&a, "vendor").unwrap().as_deref(),
+            Some("0x10de")
+        );
         assert_eq!(root.read_device_attr(&a, "boot_vga").unwrap(), None);
-        assert_eq!(root.read_device_link(&a, "driver").unwrap().as_deref(), Some("nvidia"));
+        assert_eq!(
+            root.read_device_link(&a, "driver").unwrap().as_deref(),
+            Some("nvidia")
+        );
         assert_eq!(root.read_device_link(&a, "iommu_group").unwrap(), None);
         assert_eq!(root.list_devices().unwrap(), vec![a]);
         assert_eq!(parse_hex("0x030000"), Some(0x030000));

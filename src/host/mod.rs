@@ -1,0 +1,110 @@
+//! Host readiness for VFIO passthrough: the checks behind `vfiotool check` ([`check`]) and the
+//! boot loader that owns the kernel command line ([`bootloader`]).
+//!
+//! Owns: reads of `/proc`, `/etc`, `/lib/modules` and `/boot`, always through a [`HostRoot`],
+//! so every check runs the same on the live host and on a tree saved by `vfiotool capture`.
+//! Must not: write anything, issue ioctls itself (it calls `vfio/`'s safe wrappers), parse ROMs.
+
+pub mod bootloader;
+pub mod capture;
+pub mod check;
+
+use std::path::{Path, PathBuf};
+
+use crate::error::PathError;
+use crate::pci::sysfs::{self, SysfsRoot};
+
+/// Where the host's `/sys`, `/proc`, `/etc` and the rest of its file system are.
+///
+/// `HostRoot::live()` is the running host. `HostRoot::under(dir)` reads a captured tree: `dir/sys`,
+/// `dir/proc`, `dir/etc`, `dir/lib/modules`, ... `with_sysfs(dir)` changes only `/sys` (like
+/// `lspci -A linux-sysfs -O sysfs.path=`): the rest stays the live host's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostRoot {
+    pub sysfs: SysfsRoot,
+    /// `/proc`.
+    pub proc_dir: PathBuf,
+    /// The file system root for everything else (`/etc`, `/lib/modules`, `/boot`).
+    pub base: PathBuf,
+}
+
+impl Default for HostRoot {
+    fn default() -> Self {
+        Self::live()
+    }
+}
+
+impl HostRoot {
+    pub fn live() -> Self {
+        HostRoot {
+            sysfs: SysfsRoot::live(),
+            proc_dir: PathBuf::from("/proc"),
+            base: PathBuf::from("/"),
+        }
+    }
+
+    /// A whole captured host under `dir` (`dir/sys`, `dir/proc`, `dir/etc`, ...).
+    pub fn under(dir: &Path) -> Self {
+        HostRoot {
+            sysfs: SysfsRoot::new(dir.join("sys")),
+            proc_dir: dir.join("proc"),
+            base: dir.to_path_buf(),
+        }
+    }
+
+    /// Replace only the sysfs root.
+    pub fn with_sysfs(mut self, dir: &Path) -> Self {
+        self.sysfs = SysfsRoot::new(dir);
+        self
+    }
+
+    /// Does every path point at the running host?
+    pub fn is_live(&self) -> bool {
+        self.sysfs.is_live() && self.proc_dir == Path::new("/proc") && self.base == Path::new("/")
+    }
+
+    /// `<proc>/<rel>`.
+    pub fn proc_path(&self, rel: &str) -> PathBuf {
+        self.proc_dir.join(rel)
+    }
+
+    /// `<base>/<rel>` for an absolute-style path without the leading `/` (`"etc/default/grub"`).
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.base.join(rel.trim_start_matches('/'))
+    }
+
+    /// A small text file under `/proc`, `None` when absent.
+    pub fn read_proc(&self, rel: &str) -> Result<Option<String>, PathError> {
+        read_text_file(&self.proc_path(rel))
+    }
+
+    /// A small text file under the base root, `None` when absent.
+    pub fn read_file(&self, rel: &str) -> Result<Option<String>, PathError> {
+        read_text_file(&self.path(rel))
+    }
+
+    /// The kernel release (`/proc/sys/kernel/osrelease`), e.g. `6.1.0-27-amd64`.
+    pub fn kernel_release(&self) -> Option<String> {
+        self.read_proc("sys/kernel/osrelease")
+            .ok()
+            .flatten()
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
+    }
+
+    /// `/lib/modules/<release>` (or `/usr/lib/modules/<release>`), when it exists.
+    pub fn modules_dir(&self) -> Option<PathBuf> {
+        let release = self.kernel_release()?;
+        ["lib/modules", "usr/lib/modules"]
+            .iter()
+            .map(|d| self.path(d).join(&release))
+            .find(|p| p.is_dir())
+    }
+}
+
+/// Whole text files under /proc and /etc are small; the limit only guards against surprises.
+const MAX_TEXT: u64 = 16 * 1024 * 1024;
+
+fn read_text_file(path: &Path) -> Result<Option<String>, PathError> {
+    Ok(sysfs::read_bytes(path, MAX_TEXT)?.map(|b| String::from_utf8_lossy(&b).into_owned()))
+}
