@@ -32,6 +32,222 @@ pub enum Command {
     /// Analyse, dump and patch PCI option ROMs (vBIOS).
     #[command(subcommand)]
     Rom(RomCommand),
+    /// Rebind a device (every function of a slot) to vfio-pci and prove its group with the VFIO ioctls.
+    #[command(after_help = "Examples:
+  sudo vfiotool bind 01:00              every function of 0000:01:00, then the proof
+  sudo vfiotool bind 01:00 --dry-run    print each sysfs write and ioctl, change nothing
+  sudo vfiotool bind 03:00.0 --group    also take the other devices of its IOMMU group
+  sudo vfiotool bind 01:00 --json | jq .viable
+
+Exit: 0 bound and proven, 1 refused (nothing changed), 4 system error (not root, missing
+device, vfio-pci missing), 5 failed and rolled back, 6 rollback incomplete. See docs/bind.md.")]
+    Bind(BindArgs),
+    /// Give a device back to the driver it had before `bind` (or the kernel's default).
+    #[command(
+        visible_alias = "restore",
+        after_help = "Examples:
+  sudo vfiotool unbind 01:00
+  sudo vfiotool restore 0000:01:00.1 --dry-run"
+    )]
+    Unbind(UnbindArgs),
+    /// Is this host ready for VFIO passthrough? One line per check, with the fix for this host.
+    #[command(after_help = "Examples:
+  vfiotool check
+  vfiotool check --json | jq '.checks[] | select(.status != \"ok\")'
+  vfiotool check --root bug-report/      check a tree saved by `vfiotool capture`
+
+Exit: 0 every needed check passed (warnings allowed), 1 a needed check failed.")]
+    Check(CheckArgs),
+    /// PCI devices like `lspci -nnk`, with IOMMU group, reset methods, boot_vga and ROM.
+    #[command(after_help = "Examples:
+  vfiotool list
+  vfiotool list --class gpu
+  vfiotool list 01:00                   every function of 0000:01:00
+  vfiotool list --group 13 --json
+  vfiotool list --sysfs-root /tmp/sys   a sysfs tree saved elsewhere")]
+    List(ListArgs),
+    /// IOMMU groups, their devices and whether each is isolated.
+    #[command(after_help = "Examples:
+  vfiotool groups
+  vfiotool groups --json | jq '.groups[] | select(.verdict == \"shared\")'
+  vfiotool groups --root bug-report/")]
+    Groups(GroupsArgs),
+    /// Save what check, list and groups read (sysfs, /proc, /etc) into a directory for a bug report.
+    #[command(after_help = "Examples:
+  sudo vfiotool capture host-tree/ && tar czf host-tree.tgz host-tree/
+  vfiotool groups --root host-tree/     the same view, later or elsewhere")]
+    Capture(CaptureArgs),
+    /// Print Proxmox, libvirt or QEMU configuration for passing a device through.
+    #[command(after_help = "Examples:
+  vfiotool config 01:00 --for proxmox --vmid 100 --rom gpu.rom
+  vfiotool config 01:00 --for libvirt --firmware ovmf
+  vfiotool config 0000:0a:00 --for qemu --romfile /usr/share/kvm/patched.rom")]
+    Config(ConfigArgs),
+    /// Bind a device to vfio-pci at every boot, by address (not by vendor:device ID).
+    #[command(after_help = "Examples:
+  vfiotool persist 01:00 --dry-run      show the files and the diff
+  vfiotool persist 01:00 --yes          write them and rebuild the initramfs
+  vfiotool persist --remove             undo exactly what persist did")]
+    Persist(PersistArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    #[command(after_help = "Example:
+  vfiotool completions bash > /etc/bash_completion.d/vfiotool")]
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff) generated from this command line definition.
+    #[command(hide = true)]
+    Manpage,
+}
+
+/// The VM manager to write configuration for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ConfigTarget {
+    Proxmox,
+    Libvirt,
+    Qemu,
+}
+
+/// A firmware choice given on the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum FirmwareChoice {
+    Ovmf,
+    Seabios,
+}
+
+#[derive(Debug, Args)]
+pub struct ConfigArgs {
+    /// The device: 01:00 (all functions), 01:00.0 or 0000:01:00.0.
+    pub device: String,
+
+    /// Which VM manager the configuration is for.
+    #[arg(long = "for", value_enum)]
+    pub target: ConfigTarget,
+
+    /// Judge the firmware by this ROM file (e.g. from `vfiotool rom dump`).
+    #[arg(long, value_name = "FILE")]
+    pub rom: Option<PathBuf>,
+
+    /// A ROM file the VM should load instead of the card's own (e.g. a patched NVIDIA dump).
+    #[arg(long, value_name = "PATH")]
+    pub romfile: Option<PathBuf>,
+
+    /// Choose the firmware instead of deriving it from the ROM verdict.
+    #[arg(long, value_enum)]
+    pub firmware: Option<FirmwareChoice>,
+
+    /// Proxmox VM id for the `qm set` command.
+    #[arg(long)]
+    pub vmid: Option<u32>,
+
+    /// Proxmox hostpci index (hostpci0..hostpci15).
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u8).range(0..=15))]
+    pub index: u8,
+
+    #[command(flatten)]
+    pub root: RootArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct PersistArgs {
+    /// The device: 01:00 (all functions), 01:00.0 or 0000:01:00.0. With --remove and no
+    /// device, every persisted device is removed.
+    #[arg(required_unless_present = "remove")]
+    pub device: Option<String>,
+
+    /// Undo: take the device (or all) out of the boot-time binding.
+    #[arg(long)]
+    pub remove: bool,
+
+    /// Show the files and the diff, write nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// Also run the initramfs rebuild command (never run without it).
+    #[arg(long)]
+    pub yes: bool,
+
+    /// --root DIR: write below DIR instead of / (a scratch root) and read DIR/sys.
+    #[command(flatten)]
+    pub root: RootArgs,
+}
+
+/// Where the host's files are read from (default: the running host).
+#[derive(Debug, Clone, Default, Args)]
+pub struct RootArgs {
+    /// Read a captured host under DIR (DIR/sys, DIR/proc, DIR/etc, DIR/lib/modules).
+    #[arg(long, value_name = "DIR")]
+    pub root: Option<PathBuf>,
+
+    /// Read sysfs from DIR instead of /sys (the rest from --root or the live host), like
+    /// `lspci -A linux-sysfs -O sysfs.path=DIR/bus/pci`.
+    #[arg(long, value_name = "DIR")]
+    pub sysfs_root: Option<PathBuf>,
+}
+
+impl RootArgs {
+    /// The host's root: `--root`, or `/`.
+    pub fn host_root(&self) -> PathBuf {
+        self.root.clone().unwrap_or_else(|| PathBuf::from("/"))
+    }
+
+    /// The sysfs directory: `--sysfs-root`, else `--root`/sys, else /sys.
+    pub fn sysfs(&self) -> PathBuf {
+        match (&self.sysfs_root, &self.root) {
+            (Some(s), _) => s.clone(),
+            (None, Some(r)) => r.join("sys"),
+            (None, None) => PathBuf::from("/sys"),
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    #[command(flatten)]
+    pub root: RootArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// Only this device: DDDD:BB:DD.F, BB:DD.F, or BB:DD for every function of a slot.
+    #[arg(value_name = "ADDRESS")]
+    pub address: Option<String>,
+
+    /// Only devices of this class.
+    #[arg(long, value_enum)]
+    pub class: Option<crate::pci::device::ClassFilter>,
+
+    /// Only devices in IOMMU group N.
+    #[arg(long, value_name = "N")]
+    pub group: Option<u32>,
+
+    /// Names from this pci.ids instead of the system's (/usr/share/hwdata/pci.ids, ...).
+    #[arg(long, value_name = "FILE")]
+    pub pci_ids: Option<PathBuf>,
+
+    #[command(flatten)]
+    pub root: RootArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct GroupsArgs {
+    /// Names from this pci.ids instead of the system's.
+    #[arg(long, value_name = "FILE")]
+    pub pci_ids: Option<PathBuf>,
+
+    #[command(flatten)]
+    pub root: RootArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct CaptureArgs {
+    /// Directory to write the tree into (created; must be empty if it exists).
+    #[arg(value_name = "DIR")]
+    pub output: PathBuf,
+
+    #[command(flatten)]
+    pub root: RootArgs,
 }
 
 #[derive(Debug, Subcommand)]
@@ -47,6 +263,12 @@ pub enum RomCommand {
   vfiotool rom patch nvflash-dump.rom -o gpu.rom
   vfiotool rom patch --fix-checksum broken.rom -o fixed.rom")]
     Patch(RomPatchArgs),
+    /// Read a device's option ROM (sysfs, or VFIO when on vfio-pci), analyse it, write it atomically.
+    #[command(after_help = "Examples:
+  sudo vfiotool rom dump 01:00.0 -o gpu.rom
+  sudo vfiotool rom dump 01:00.0 --via vfio -o gpu.rom   a device bound to vfio-pci
+  sudo vfiotool rom dump 01:00.0 --json                  analyse only, write nothing")]
+    Dump(RomDumpArgs),
 }
 
 #[derive(Debug, Args)]
@@ -81,4 +303,71 @@ pub struct RomPatchArgs {
     /// Show what would be written, write nothing.
     #[arg(long)]
     pub dry_run: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct BindArgs {
+    /// The device: 01:00 (all functions), 01:00.0 or 0000:01:00.0.
+    pub device: String,
+
+    /// Also bind every other endpoint of the IOMMU group (bridges are never bound).
+    #[arg(long)]
+    pub group: bool,
+
+    /// Proceed despite a refusal (a host-critical device, group members on host drivers).
+    #[arg(long)]
+    pub force: bool,
+
+    /// Print each sysfs write and ioctl that would be made; change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// Also open each device (vfio-pci resets it!) and read DEVICE_GET_INFO and the ROM size.
+    #[arg(long)]
+    pub open_device: bool,
+
+    /// Give up on a driver unbind (or any sysfs write) that blocks longer than SECS.
+    #[arg(long, value_name = "SECS", default_value_t = 10)]
+    pub timeout: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct UnbindArgs {
+    /// The device: 01:00 (all functions), 01:00.0 or 0000:01:00.0.
+    pub device: String,
+
+    /// Print each sysfs write that would be made; change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// Give up on a driver unbind that blocks longer than SECS.
+    #[arg(long, value_name = "SECS", default_value_t = 10)]
+    pub timeout: u64,
+}
+
+/// Where `rom dump` reads the ROM from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum DumpVia {
+    /// The sysfs `rom` attribute (works on any driver).
+    Sysfs,
+    /// The VFIO ROM region (the device must be on vfio-pci; opening it resets the device).
+    Vfio,
+}
+
+#[derive(Debug, Args)]
+pub struct RomDumpArgs {
+    /// The function: 01:00.0 or 0000:01:00.0.
+    pub device: String,
+
+    /// Where to write the ROM (atomically). Without it the ROM is analysed and nothing is written.
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+
+    /// How to read it.
+    #[arg(long, value_enum, default_value = "sysfs")]
+    pub via: DumpVia,
+
+    /// Replace an existing FILE.
+    #[arg(long)]
+    pub force: bool,
 }

@@ -10,6 +10,8 @@ pub mod commands;
 pub mod config;
 pub mod error;
 pub mod fsutil;
+pub mod host;
 pub mod output;
 pub mod pci;
 pub mod rom;
+pub mod vfio;

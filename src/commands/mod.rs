@@ -8,6 +8,9 @@ use crate::cli::{Command, RomCommand};
 use crate::error::{ExitKind, Result};
 use crate::output::Output;
 
+pub mod bind;
+pub mod config;
+pub mod host;
 pub mod rom;
 
 /// Run one parsed command.
@@ -15,5 +18,16 @@ pub fn run<W: Write>(command: Command, out: &mut Output<W>) -> Result<ExitKind> 
     match command {
         Command::Rom(RomCommand::Parse(args)) => rom::parse(&args, out),
         Command::Rom(RomCommand::Patch(args)) => rom::patch(&args, out),
+        Command::Rom(RomCommand::Dump(args)) => bind::rom_dump(&args, out),
+        Command::Bind(args) => bind::bind(&args, out),
+        Command::Unbind(args) => bind::unbind(&args, out),
+        Command::Config(args) => config::config(&args, out),
+        Command::Persist(args) => config::persist(&args, out),
+        Command::Completions { shell } => config::completions(shell, out),
+        Command::Manpage => config::manpage(out),
+        Command::Check(args) => host::check(&args, out),
+        Command::List(args) => host::list(&args, out),
+        Command::Groups(args) => host::groups(&args, out),
+        Command::Capture(args) => host::capture(&args, out),
     }
 }

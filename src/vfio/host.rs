@@ -1,0 +1,282 @@
+//! The sysfs, /proc and /dev view `bind`, `unbind` and `rom dump` need, under a root that tests
+//! can point at a temporary tree. Reads never fail loudly on a missing attribute (the caller
+//! decides what a missing value means); writes keep the path in their errors and run in a helper
+//! thread with a deadline, because a driver's unbind can block forever in the kernel.
+
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use crate::pci::address::{PciAddress, SlotAddress};
+
+/// The roots of the files vfiotool reads and writes.
+#[derive(Debug, Clone)]
+pub struct Host {
+    pub root: PathBuf,
+}
+
+/// Why a timed write did not succeed.
+#[derive(Debug)]
+pub enum WriteError {
+    Io(io::Error),
+    /// Still blocked in the kernel after the deadline; the write may complete later.
+    TimedOut(Duration),
+}
+
+impl std::fmt::Display for WriteError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            WriteError::Io(e) => write!(f, "{e}"),
+            WriteError::TimedOut(d) => write!(f, "still blocked after {} s", d.as_secs_f32()),
+        }
+    }
+}
+
+impl Host {
+    /// The running system (`/`).
+    pub fn system() -> Self {
+        Host {
+            root: PathBuf::from("/"),
+        }
+    }
+
+    /// A tree that mirrors `/` (tests).
+    pub fn at(root: impl Into<PathBuf>) -> Self {
+        Host { root: root.into() }
+    }
+
+    pub fn path(&self, abs: &str) -> PathBuf {
+        self.root.join(abs.trim_start_matches('/'))
+    }
+
+    pub fn device_dir(&self, addr: &PciAddress) -> PathBuf {
+        self.path("/sys/bus/pci/devices").join(addr.to_string())
+    }
+
+    pub fn exists(&self, addr: &PciAddress) -> bool {
+        self.device_dir(addr).exists()
+    }
+
+    fn read_trim(&self, path: &Path) -> Option<String> {
+        fs::read_to_string(path).ok().map(|s| s.trim().to_string())
+    }
+
+    fn link_name(&self, path: &Path) -> Option<String> {
+        fs::read_link(path)
+            .ok()
+            .and_then(|t| t.file_name().map(|n| n.to_string_lossy().into_owned()))
+    }
+
+    /// The bound driver's name, `None` when no driver is bound.
+    pub fn driver(&self, addr: &PciAddress) -> Option<String> {
+        self.link_name(&self.device_dir(addr).join("driver"))
+    }
+
+    /// The driver_override value, `None` when clear (the kernel prints `(null)`).
+    pub fn driver_override(&self, addr: &PciAddress) -> Option<String> {
+        self.read_trim(&self.device_dir(addr).join("driver_override"))
+            .filter(|s| !s.is_empty() && s != "(null)")
+    }
+
+    pub fn iommu_group(&self, addr: &PciAddress) -> Option<u32> {
+        self.link_name(&self.device_dir(addr).join("iommu_group"))
+            .and_then(|n| n.parse().ok())
+    }
+
+    fn hex_attr(&self, addr: &PciAddress, name: &str) -> Option<u32> {
+        let s = self.read_trim(&self.device_dir(addr).join(name))?;
+        u32::from_str_radix(s.trim_start_matches("0x"), 16).ok()
+    }
+
+    /// The 24-bit class code (base class in the top byte).
+    pub fn class(&self, addr: &PciAddress) -> u32 {
+        self.hex_attr(addr, "class").unwrap_or(0)
+    }
+
+    pub fn ids(&self, addr: &PciAddress) -> (u16, u16) {
+        (
+            self.hex_attr(addr, "vendor").unwrap_or(0) as u16,
+            self.hex_attr(addr, "device").unwrap_or(0) as u16,
+        )
+    }
+
+    /// `boot_vga` reads 1 on the GPU the firmware used.
+    pub fn boot_vga(&self, addr: &PciAddress) -> bool {
+        self.read_trim(&self.device_dir(addr).join("boot_vga")).as_deref() == Some("1")
+    }
+
+    /// Bridges are never bound: a `pci_bus/` directory, a header type other than 0, or class 06 04.
+    pub fn is_bridge(&self, addr: &PciAddress) -> bool {
+        let dir = self.device_dir(addr);
+        if dir.join("pci_bus").is_dir() {
+            return true;
+        }
+        // Only the header type byte: reading all of config space (4 KiB, one config cycle per
+        // dword) costs milliseconds.
+        let mut h = [0u8; 1];
+        if let Ok(f) = fs::File::open(dir.join("config")) {
+            if std::os::unix::fs::FileExt::read_at(&f, &mut h, 0x0e).ok() == Some(1) {
+                return h[0] & 0x7f != 0;
+            }
+        }
+        matches!(self.class(addr) >> 8, 0x0604 | 0x0609)
+    }
+
+    /// Every function present in `slot`, sorted.
+    pub fn slot_functions(&self, slot: &SlotAddress) -> Vec<PciAddress> {
+        (0..=crate::pci::address::MAX_FUNCTION)
+            .map(|f| slot.function(f))
+            .filter(|a| self.exists(a))
+            .collect()
+    }
+
+    /// The devices of IOMMU group `group`, sorted.
+    pub fn group_members(&self, group: u32) -> Vec<PciAddress> {
+        let dir = self
+            .path("/sys/kernel/iommu_groups")
+            .join(group.to_string())
+            .join("devices");
+        let mut v: Vec<PciAddress> = fs::read_dir(dir)
+            .map(|rd| {
+                rd.filter_map(|e| e.ok())
+                    .filter_map(|e| PciAddress::parse(&e.file_name().to_string_lossy()).ok())
+                    .take(1024)
+                    .collect()
+            })
+            .unwrap_or_default();
+        v.sort();
+        v
+    }
+
+    pub fn driver_loaded(&self, driver: &str) -> bool {
+        self.path("/sys/bus/pci/drivers").join(driver).is_dir()
+    }
+
+    pub fn group_dev(&self, group: u32) -> PathBuf {
+        self.path("/dev/vfio").join(group.to_string())
+    }
+
+    /// Write `value` to a sysfs attribute in a helper thread and give up after `timeout`.
+    pub fn write_timed(&self, path: &Path, value: &str, timeout: Duration) -> Result<(), WriteError> {
+        let (tx, rx) = mpsc::channel();
+        let p = path.to_path_buf();
+        let v = value.to_string();
+        let spawned = std::thread::Builder::new()
+            .name("sysfs-write".into())
+            .spawn(move || {
+                let _ = tx.send(fs::write(&p, v.as_bytes()));
+            });
+        if let Err(e) = spawned {
+            return Err(WriteError::Io(e));
+        }
+        match rx.recv_timeout(timeout) {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(WriteError::Io(e)),
+            // The thread stays blocked in the kernel; it is detached and ends with the process.
+            Err(_) => Err(WriteError::TimedOut(timeout)),
+        }
+    }
+
+    /// Processes that hold something that keeps a driver busy with `addr`: open files under the
+    /// device's sysfs directory, DRM/NVIDIA nodes, `/dev/vfio/N`, or a mapped BAR (resource
+    /// file). Bounded scan of /proc.
+    pub fn likely_holders(&self, addr: &PciAddress) -> Vec<String> {
+        let dev_dir = self.device_dir(addr);
+        let real_dev = fs::canonicalize(&dev_dir).unwrap_or(dev_dir);
+        let group_dev = self.iommu_group(addr).map(|g| format!("/dev/vfio/{g}"));
+        let mut out = Vec::new();
+        let Ok(procs) = fs::read_dir(self.path("/proc")) else {
+            return out;
+        };
+        for p in procs.filter_map(|e| e.ok()).take(65536) {
+            let pid = p.file_name().to_string_lossy().into_owned();
+            if !pid.bytes().all(|b| b.is_ascii_digit()) {
+                continue;
+            }
+            let Ok(fds) = fs::read_dir(p.path().join("fd")) else {
+                continue;
+            };
+            let hit = fds.filter_map(|e| e.ok()).take(65536).find_map(|fd| {
+                let t = fs::read_link(fd.path()).ok()?;
+                let s = t.to_string_lossy();
+                let holds = t.starts_with(&real_dev)
+                    || s.starts_with("/dev/dri/")
+                    || s.starts_with("/dev/nvidia")
+                    || group_dev.as_deref() == Some(&*s);
+                holds.then(|| s.into_owned())
+            });
+            // A BAR mapped through the sysfs resource files (user-space drivers, some tools).
+            let hit = hit.or_else(|| {
+                let maps = fs::read_to_string(p.path().join("maps")).ok()?;
+                let dev = real_dev.to_string_lossy();
+                maps.lines()
+                    .take(1 << 16)
+                    .find(|l| l.contains(&*dev))
+                    .map(|l| format!("{} mapped", l.split_whitespace().last().unwrap_or("")))
+            });
+            if let Some(what) = hit {
+                let comm = self.read_trim(&p.path().join("comm")).unwrap_or_default();
+                out.push(format!("{comm} (pid {pid}) has {what} open"));
+            }
+            if out.len() >= 16 {
+                break;
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn holders_are_found_by_open_drm_nodes_and_mapped_resources() {
+        let t = tempfile::tempdir().unwrap();
+        let host = Host::at(t.path());
+        let a = PciAddress::new(0, 1, 0, 0);
+        let dev = t.path().join("sys/devices/pci0000:00").join(a.to_string());
+        fs::create_dir_all(&dev).unwrap();
+        fs::create_dir_all(t.path().join("sys/bus/pci/devices")).unwrap();
+        std::os::unix::fs::symlink(&dev, host.device_dir(&a)).unwrap();
+        let p1 = t.path().join("proc/101");
+        fs::create_dir_all(p1.join("fd")).unwrap();
+        fs::write(p1.join("comm"), "Xorg\n").unwrap();
+        std::os::unix::fs::symlink("/dev/dri/card0", p1.join("fd/7")).unwrap();
+        let p2 = t.path().join("proc/202");
+        fs::create_dir_all(p2.join("fd")).unwrap();
+        fs::write(p2.join("comm"), "spdk\n").unwrap();
+        let real = fs::canonicalize(&dev).unwrap();
+        fs::write(
+            p2.join("maps"),
+            format!("7f00-7f10 rw-s 00000000 00:15 42 {}/resource0\n", real.display()),
+        )
+        .unwrap();
+        fs::create_dir_all(t.path().join("proc/self")).unwrap();
+        let h = host.likely_holders(&a);
+        assert_eq!(h.len(), 2, "{h:?}");
+        assert!(
+            h.iter()
+                .any(|l| l.starts_with("Xorg (pid 101) has /dev/dri/card0 open")),
+            "{h:?}"
+        );
+        assert!(
+            h.iter()
+                .any(|l| l.starts_with("spdk (pid 202)") && l.contains("resource0 mapped")),
+            "{h:?}"
+        );
+    }
+
+    #[test]
+    fn a_blocked_write_is_abandoned_at_the_deadline() {
+        let t = tempfile::tempdir().unwrap();
+        let fifo = t.path().join("unbind");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::S_IRWXU).unwrap();
+        let started = std::time::Instant::now();
+        let r = Host::at(t.path()).write_timed(&fifo, "x", Duration::from_millis(200));
+        assert!(matches!(r, Err(WriteError::TimedOut(_))));
+        assert!(started.elapsed() < Duration::from_secs(2));
+    }
+}

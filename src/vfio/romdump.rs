@@ -1,0 +1,299 @@
+//! Read a device's option ROM: through sysfs (`rom`: write 1, read until EOF, always write 0
+//! again) or through VFIO (the ROM region, index 6, of a device on vfio-pci), trimmed to the end
+//! of the image chain that `rom::analyze` finds. The bytes are analysed before anyone writes them.
+
+use std::fs::File;
+use std::io::{self, Read};
+use std::time::Duration;
+
+use super::host::Host;
+use super::ioctl::{self, VfioOps};
+use crate::error::ExitKind;
+use crate::pci::address::PciAddress;
+use crate::rom::{self, RomAnalysis};
+
+/// A ROM BAR is at most 16 MiB.
+const MAX_ROM: u64 = 16 << 20;
+
+/// Where the bytes came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Via {
+    Sysfs,
+    Vfio,
+}
+
+/// A successful read.
+pub struct Dump {
+    pub bytes: Vec<u8>,
+    pub analysis: RomAnalysis,
+    /// Size of the ROM BAR / region (sysfs st_size or region size).
+    pub bar_size: u64,
+    /// Padding removed past the last image (VFIO reads).
+    pub trimmed: usize,
+    pub notes: Vec<String>,
+}
+
+type DumpResult<T> = Result<T, (ExitKind, String)>;
+
+/// Writes 0 to `rom` when dropped: the ROM BAR is never left enabled, also on errors.
+struct RomEnabled<'a> {
+    host: &'a Host,
+    path: std::path::PathBuf,
+}
+
+impl Drop for RomEnabled<'_> {
+    fn drop(&mut self) {
+        let _ = self.host.write_timed(&self.path, "0", Duration::from_secs(5));
+    }
+}
+
+fn shadow_note(host: &Host, addr: &PciAddress) -> Option<String> {
+    host.boot_vga(addr).then(|| {
+        format!(
+            "{addr} is the boot GPU (boot_vga=1): the kernel returns the shadow copy the BIOS patched \
+             in memory, which can differ from the flash; dump it from a secondary slot or with vfio for \
+             the real image"
+        )
+    })
+}
+
+pub fn via_sysfs(host: &Host, addr: &PciAddress) -> DumpResult<Dump> {
+    let path = host.device_dir(addr).join("rom");
+    let meta = std::fs::metadata(&path).map_err(|e| {
+        (
+            ExitKind::System,
+            format!(
+                "{}: {e}; the device has no ROM BAR (or the address is wrong)",
+                path.display()
+            ),
+        )
+    })?;
+    host.write_timed(&path, "1", Duration::from_secs(5))
+        .map_err(|e| {
+            (
+                ExitKind::System,
+                format!("write 1 to {}: {e} (run as root)", path.display()),
+            )
+        })?;
+    let _guard = RomEnabled {
+        host,
+        path: path.clone(),
+    };
+    let mut bytes = Vec::new();
+    let read = File::open(&path).and_then(|f| f.take(MAX_ROM + 1).read_to_end(&mut bytes));
+    let mut notes: Vec<String> = shadow_note(host, addr).into_iter().collect();
+    // On error the note goes into the message; on success it stays in `notes`.
+    if let Err(e) = read {
+        let cause = if e.raw_os_error() == Some(nix::libc::EIO) {
+            "the kernel found no valid ROM image (no 55AA signature), or the ROM is in use or hidden \
+             (a GPU that is the boot device or already initialised by its driver)"
+        } else {
+            "read error"
+        };
+        if let Some(n) = notes.pop() {
+            return Err((
+                ExitKind::BadInput,
+                format!("{}: {e}: {cause}; {n}", path.display()),
+            ));
+        }
+        return Err((ExitKind::BadInput, format!("{}: {e}: {cause}", path.display())));
+    }
+    let analysis = analyze(addr, &bytes, &notes)?;
+    Ok(Dump {
+        bytes,
+        analysis,
+        bar_size: meta.len(),
+        trimmed: 0,
+        notes,
+    })
+}
+
+fn analyze(addr: &PciAddress, bytes: &[u8], notes: &[String]) -> DumpResult<RomAnalysis> {
+    rom::analyze(bytes).map_err(|e| {
+        let extra = notes.first().map(|n| format!("; {n}")).unwrap_or_default();
+        (
+            ExitKind::BadInput,
+            format!("{addr}: the ROM read from the device is not usable: {e}{extra}; nothing was written"),
+        )
+    })
+}
+
+pub fn via_vfio<V: VfioOps>(host: &Host, ops: &V, addr: &PciAddress) -> DumpResult<Dump> {
+    let drv = host.driver(addr);
+    if drv.as_deref() != Some(super::bind::VFIO_PCI) {
+        return Err((
+            ExitKind::Usage,
+            format!(
+                "{addr} is on {}, not vfio-pci: bind it first (`vfiotool bind {addr}`) or use --via sysfs",
+                drv.as_deref().unwrap_or("no driver")
+            ),
+        ));
+    }
+    let group = host
+        .iommu_group(addr)
+        .ok_or_else(|| (ExitKind::System, format!("{addr} has no IOMMU group")))?;
+    let sys = |what: &str, e: io::Error| (ExitKind::System, format!("{addr}: {what}: {e}"));
+    let container = ops
+        .open(&host.path("/dev/vfio/vfio"))
+        .map_err(|e| sys("open /dev/vfio/vfio", e))?;
+    let gpath = host.group_dev(group);
+    let g = ops
+        .open(&gpath)
+        .map_err(|e| sys(&format!("open {}", gpath.display()), e))?;
+    let flags = ops
+        .group_status(&g)
+        .map_err(|e| sys("VFIO_GROUP_GET_STATUS", e))?;
+    if flags & ioctl::GROUP_FLAGS_VIABLE == 0 {
+        return Err((
+            ExitKind::VerdictNotMet,
+            format!("IOMMU group {group} of {addr} is not viable; bind the whole group first"),
+        ));
+    }
+    ops.set_container(&g, &container)
+        .map_err(|e| sys("VFIO_GROUP_SET_CONTAINER", e))?;
+    let t = if ops
+        .check_extension(&container, ioctl::TYPE1V2_IOMMU)
+        .unwrap_or(false)
+    {
+        ioctl::TYPE1V2_IOMMU
+    } else {
+        ioctl::TYPE1_IOMMU
+    };
+    ops.set_iommu(&container, t)
+        .map_err(|e| sys("VFIO_SET_IOMMU", e))?;
+    let dev = ops
+        .device_fd(&g, &addr.to_string())
+        .map_err(|e| sys("VFIO_GROUP_GET_DEVICE_FD", e))?;
+    let region = ops
+        .region_info(&dev, ioctl::PCI_ROM_REGION_INDEX)
+        .map_err(|e| sys("VFIO_DEVICE_GET_REGION_INFO(ROM)", e))?;
+    if region.size == 0 {
+        return Err((
+            ExitKind::BadInput,
+            format!("{addr}: the VFIO ROM region is empty: the device has no valid ROM (no 55AA signature)"),
+        ));
+    }
+    if region.size > MAX_ROM {
+        return Err((
+            ExitKind::BadInput,
+            format!("{addr}: ROM region of {} bytes is too large", region.size),
+        ));
+    }
+    let mut bytes = vec![0u8; region.size as usize];
+    let mut done = 0usize;
+    // Bounded: each successful read advances; a zero-length read ends it.
+    while done < bytes.len() {
+        let n = ops
+            .read_at(&dev, &mut bytes[done..], region.offset + done as u64)
+            .map_err(|e| sys("read ROM region", e))?;
+        if n == 0 {
+            break;
+        }
+        done += n;
+    }
+    bytes.truncate(done);
+    let analysis = analyze(addr, &bytes, &[])?;
+    let end = analysis
+        .images
+        .iter()
+        .filter(|i| i.reachable)
+        .map(|i| i.offset.saturating_add(i.length))
+        .max()
+        .unwrap_or(bytes.len())
+        .min(bytes.len());
+    let trimmed = bytes.len() - end;
+    let mut notes = Vec::new();
+    if trimmed > 0 {
+        if bytes[end..].iter().all(|b| *b == 0xFF) {
+            notes.push(format!(
+                "removed {trimmed} bytes of 0xFF padding past the last image"
+            ));
+        } else {
+            notes.push(format!(
+                "removed {trimmed} bytes past the last image (not all 0xFF)"
+            ));
+        }
+        bytes.truncate(end);
+    }
+    let analysis = analyze(addr, &bytes, &[])?;
+    Ok(Dump {
+        bytes,
+        analysis,
+        bar_size: region.size,
+        trimmed,
+        notes,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::proof::fake::FakeVfio;
+    use super::*;
+
+    /// A minimal x86 image: 55AA, size 1 block, PCIR at 0x20, last-image flag.
+    fn tiny_rom() -> Vec<u8> {
+        let mut r = vec![0u8; 512];
+        r[0] = 0x55;
+        r[1] = 0xAA;
+        r[2] = 1;
+        r[0x18] = 0x20;
+        r[0x20..0x24].copy_from_slice(b"PCIR");
+        r[0x24] = 0x34;
+        r[0x25] = 0x12;
+        r[0x2A] = 0x18;
+        r[0x30] = 1;
+        r[0x35] = 0x80;
+        let sum = r.iter().fold(0u8, |a, b| a.wrapping_add(*b));
+        r[511] = 0u8.wrapping_sub(sum);
+        r
+    }
+
+    fn fake_host(driver: &str) -> (tempfile::TempDir, Host, PciAddress) {
+        let t = tempfile::tempdir().unwrap();
+        let a = PciAddress::new(0, 1, 0, 0);
+        let dev = t.path().join("sys/bus/pci/devices").join(a.to_string());
+        std::fs::create_dir_all(&dev).unwrap();
+        let drv = t.path().join("sys/bus/pci/drivers").join(driver);
+        std::fs::create_dir_all(&drv).unwrap();
+        std::os::unix::fs::symlink(&drv, dev.join("driver")).unwrap();
+        let grp = t.path().join("sys/kernel/iommu_groups/5");
+        std::fs::create_dir_all(&grp).unwrap();
+        std::os::unix::fs::symlink(&grp, dev.join("iommu_group")).unwrap();
+        let host = Host::at(t.path());
+        (t, host, a)
+    }
+
+    #[test]
+    fn vfio_dump_trims_ff_padding_to_the_chain_end() {
+        let (_t, host, a) = fake_host("vfio-pci");
+        let mut rom = tiny_rom();
+        rom.resize(4096, 0xFF);
+        let f = FakeVfio {
+            group_flags: 1,
+            rom_region: 4096,
+            rom,
+            ..Default::default()
+        };
+        let d = via_vfio(&host, &f, &a).unwrap_or_else(|e| panic!("{}", e.1));
+        assert_eq!(d.bytes, tiny_rom());
+        assert_eq!(d.trimmed, 4096 - 512);
+        assert!(d.notes[0].contains("0xFF padding"));
+    }
+
+    #[test]
+    fn vfio_dump_refuses_a_device_not_on_vfio_pci_and_an_empty_region() {
+        let (_t, host, a) = fake_host("nvme");
+        let f = FakeVfio::default();
+        let e = via_vfio(&host, &f, &a).err().unwrap();
+        assert!(e.1.contains("not vfio-pci"), "{}", e.1);
+        let (_t, host, a) = fake_host("vfio-pci");
+        let f = FakeVfio {
+            group_flags: 1,
+            ..Default::default()
+        };
+        let e = via_vfio(&host, &f, &a).err().unwrap();
+        assert_eq!(e.0, ExitKind::BadInput);
+        assert!(e.1.contains("no valid ROM"), "{}", e.1);
+    }
+}

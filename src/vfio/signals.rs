@@ -1,0 +1,44 @@
+//! SIGINT/SIGTERM during a host change: the signals are blocked in every thread and a watcher
+//! thread receives them with `sigwait`, setting a flag the bind loop checks between steps, so an
+//! interrupted bind still rolls back instead of dying half-way. No signal handler, no `unsafe`.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use nix::sys::signal::{SigSet, Signal};
+
+/// Set once SIGINT or SIGTERM arrived.
+#[derive(Clone, Default)]
+pub struct Interrupted(Arc<AtomicBool>);
+
+impl Interrupted {
+    pub fn is_set(&self) -> bool {
+        self.0.load(Ordering::SeqCst)
+    }
+
+    pub fn set(&self) {
+        self.0.store(true, Ordering::SeqCst)
+    }
+}
+
+/// Block SIGINT and SIGTERM for this thread (and threads it starts later) and start a watcher.
+/// Call before any other thread exists. Returns a flag that goes up on either signal.
+pub fn watch() -> Interrupted {
+    let flag = Interrupted::default();
+    let mut set = SigSet::empty();
+    set.add(Signal::SIGINT);
+    set.add(Signal::SIGTERM);
+    if set.thread_block().is_err() {
+        return flag;
+    }
+    let f = flag.clone();
+    let _ = std::thread::Builder::new().name("signals".into()).spawn(move || {
+        // Bounded: each wait returns with one signal; after the first the flag stays set.
+        for _ in 0..1024 {
+            if set.wait().is_ok() {
+                f.set();
+            }
+        }
+    });
+    flag
+}
