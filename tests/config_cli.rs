@@ -151,9 +151,21 @@ fn libvirt_and_qemu_configs_name_every_function() {
 fn config_errors_say_what_to_do() {
     let dir = tempfile::tempdir().unwrap();
     let root = host(dir.path());
+    // No --rom: the device's own ROM is read; this tree's GPU has no ROM BAR.
     let o = run(&["config", "01:00", "--for", "proxmox", "--root", s(&root)]);
-    assert_eq!(code(&o), 2);
+    assert_eq!(code(&o), 4, "{}", stderr(&o));
+    assert!(stderr(&o).contains("0000:01:00.0/rom"), "{}", stderr(&o));
     assert!(stderr(&o).contains("pass --rom FILE"), "{}", stderr(&o));
+    let o = run(&[
+        "config",
+        "01:00",
+        "--for",
+        "proxmox",
+        "--sysfs-root",
+        s(&root.join("sys")),
+    ]);
+    assert_eq!(code(&o), 2);
+    assert!(stderr(&o).contains("with --sysfs-root alone"), "{}", stderr(&o));
     let o = run(&[
         "config",
         "07:00",

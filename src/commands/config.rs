@@ -16,6 +16,8 @@ use crate::pci::device::Device;
 use crate::pci::groups::Groups;
 use crate::pci::sysfs::SysfsRoot;
 use crate::rom;
+use crate::vfio::host::Host;
+use crate::vfio::romdump;
 
 /// The functions `spec` names, function 0 first, read from sysfs.
 fn functions_of(sysfs: &SysfsRoot, spec_text: &str) -> Result<(AddressSpec, Vec<Device>, Groups)> {
@@ -56,7 +58,10 @@ fn group_siblings(groups: &Groups, devices: &[Device]) -> Vec<String> {
     out
 }
 
-fn firmware_for(args: &ConfigArgs) -> Result<(Firmware, String)> {
+/// The firmware: chosen with --firmware, or from the ROM verdict of --rom, --romfile, or the
+/// device's own ROM read through sysfs (function 0; needs root, and the ROM BAR is always
+/// disabled again).
+fn firmware_for(args: &ConfigArgs, first: &PciAddress) -> Result<(Firmware, String)> {
     if let Some(choice) = args.firmware {
         let f = match choice {
             FirmwareChoice::Ovmf => Firmware::Ovmf,
@@ -64,22 +69,41 @@ fn firmware_for(args: &ConfigArgs) -> Result<(Firmware, String)> {
         };
         return Ok((f, "chosen with --firmware".into()));
     }
-    let Some(rom_path) = args.rom.as_ref().or(args.romfile.as_ref()) else {
-        return Err(Error::usage(
-            "config needs a ROM verdict: pass --rom FILE (e.g. from `vfiotool rom dump DEVICE -o FILE`), \
-             --romfile PATH, or choose with --firmware ovmf|seabios",
-        ));
+    let (analysis, source) = match args.rom.as_ref().or(args.romfile.as_ref()) {
+        Some(rom_path) => {
+            let bytes = fsutil::read_input(rom_path)?;
+            let analysis =
+                rom::analyze(&bytes).map_err(|e| Error::bad_input(format!("{}: {e}", rom_path.display())))?;
+            (analysis, rom_path.display().to_string())
+        }
+        None if args.root.sysfs_root.is_some() && args.root.root.is_none() => {
+            return Err(Error::usage(
+                "with --sysfs-root alone the device's ROM cannot be read: pass --rom FILE or --firmware ovmf|seabios",
+            ));
+        }
+        None => {
+            let host = match &args.root.root {
+                Some(r) => Host::at(r),
+                None => Host::system(),
+            };
+            let dump = romdump::via_sysfs(&host, first).map_err(|(kind, message)| {
+                Error::new(
+                    kind,
+                    format!(
+                        "{message}; pass --rom FILE (a ROM dumped elsewhere) or choose with --firmware ovmf|seabios"
+                    ),
+                )
+            })?;
+            (dump.analysis, format!("the ROM of {first}"))
+        }
     };
-    let bytes = fsutil::read_input(rom_path)?;
-    let analysis =
-        rom::analyze(&bytes).map_err(|e| Error::bad_input(format!("{}: {e}", rom_path.display())))?;
     let line = analysis.verdict.lines.first().cloned().unwrap_or_default();
     let f = if analysis.verdict.uefi_gop {
         Firmware::Ovmf
     } else {
         Firmware::Seabios
     };
-    Ok((f, format!("{}: {line}", rom_path.display())))
+    Ok((f, format!("{source}: {line}")))
 }
 
 #[derive(Serialize)]
@@ -94,7 +118,7 @@ struct ConfigDoc<'a> {
 pub fn config<W: Write>(args: &ConfigArgs, out: &mut Output<W>) -> Result<ExitKind> {
     let sysfs = SysfsRoot::new(args.root.sysfs());
     let (_, devices, groups) = functions_of(&sysfs, &args.device)?;
-    let (firmware, firmware_reason) = firmware_for(args)?;
+    let (firmware, firmware_reason) = firmware_for(args, &devices[0].address)?;
     let passthrough = Passthrough {
         functions: devices
             .iter()
