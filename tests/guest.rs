@@ -507,6 +507,13 @@ fn pack_initramfs(machine: &Machine, prep: &Prep, dir: &Path) -> Result<PathBuf,
     for (name, path) in &prep.roms {
         copy(path, &root.join("roms").join(name))?;
     }
+    // Device names, as on a real host (hwdata, from tests/install-deps.sh); without it the
+    // guest shows numeric IDs, which the scenarios accept too.
+    let pci_ids = Path::new("/usr/share/misc/pci.ids");
+    if pci_ids.is_file() {
+        fs::create_dir_all(root.join("usr/share/misc")).map_err(|e| e.to_string())?;
+        copy(pci_ids, &root.join("usr/share/misc/pci.ids"))?;
+    }
     for name in scenario_names(machine.name)? {
         let f = format!("{name}.sh");
         copy(
