@@ -149,14 +149,7 @@ fn nvidia_kepler_dump_patches_to_a_valid_rom() {
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("gk107.rom");
     let input = dir.join("GK107_turbo.rom");
-    let o = run(&[
-        "rom",
-        "patch",
-        "--json",
-        input.to_str().unwrap(),
-        "-o",
-        out.to_str().unwrap(),
-    ]);
+    let o = rom_patch(&input, &out, &["--json"]);
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     let doc: Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(doc["removed_bytes"], 0x400);
@@ -174,14 +167,60 @@ fn real_roms_without_header_patch_to_identical_copies() {
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("copy.rom");
     let input = dir.join("sapphire-pulse-rx580-default.rom");
-    let o = run(&[
-        "rom",
-        "patch",
-        input.to_str().unwrap(),
-        "-o",
-        out.to_str().unwrap(),
-    ]);
+    let o = rom_patch(&input, &out, &[]);
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     assert!(stdout(&o).contains("no header before the first image"));
     assert_eq!(std::fs::read(&out).unwrap(), std::fs::read(&input).unwrap());
+}
+
+/// The vendors' own EFI-compressed streams (AMD and NVIDIA GOP drivers, an Apple EBC driver):
+/// our decoder's output equals EDK2's C decoder's, byte for byte.
+#[test]
+fn vendor_compressed_streams_decode_like_edk2() {
+    let Some(dir) = real_roms() else { return };
+    require_python_module("uefi_firmware.efi_compressor");
+    let work = tempfile::tempdir().unwrap();
+    let mut ours = Vec::new();
+    for e in EXPECTED {
+        let bytes = std::fs::read(dir.join(e.file)).unwrap();
+        let analysis = vfiotool::rom::analyze(&bytes).unwrap();
+        for image in analysis
+            .images
+            .iter()
+            .filter(|i| i.efi.as_ref().is_some_and(|x| x.compressed))
+        {
+            let efi = image.efi.as_ref().unwrap();
+            let start = image.offset + usize::from(efi.pe_offset);
+            let end = (image.offset + image.init_size).min(bytes.len());
+            let stream = &bytes[start..end];
+            let name = format!(
+                "{}-{:x}.efi-stream",
+                e.file.trim_end_matches(".rom"),
+                image.offset
+            );
+            std::fs::write(work.path().join(&name), stream).unwrap();
+            ours.push((
+                name,
+                vfiotool::rom::decompress::decompress(stream, 64 << 20).unwrap(),
+            ));
+        }
+    }
+    assert_eq!(
+        ours.len(),
+        6,
+        "every vendor EFI image in the reference set is compressed"
+    );
+    let status = std::process::Command::new("python3")
+        .arg(repo().join("tests/reference/edk2_codec.py"))
+        .arg("batch")
+        .arg(work.path())
+        .status()
+        .unwrap();
+    assert!(status.success(), "edk2_codec.py batch failed");
+    for (name, decoded) in ours {
+        let reference = std::fs::read(work.path().join(format!("{name}.edk2")))
+            .unwrap_or_else(|e| panic!("{name}: EDK2 refused the stream ({e})"));
+        assert!(decoded == reference, "{name}: our output differs from EDK2's");
+        assert_eq!(&decoded[..2], b"MZ", "{name}");
+    }
 }

@@ -213,13 +213,7 @@ fn patch_cuts_the_nvidia_header_and_never_touches_the_input() {
     fs::copy(sample("nvidia-nvgi.rom"), &input).unwrap();
     let before = fs::read(&input).unwrap();
     let out = dir.path().join("fixed.rom");
-    let o = run(&[
-        "rom",
-        "patch",
-        input.to_str().unwrap(),
-        "-o",
-        out.to_str().unwrap(),
-    ]);
+    let o = rom_patch(&input, &out, &[]);
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     assert!(
         stdout(&o).contains("removed 1536 bytes before the first image: NVIDIA NVGI header"),
@@ -236,37 +230,17 @@ fn patch_cuts_the_nvidia_header_and_never_touches_the_input() {
 
     // An existing OUT is kept without --force, replaced with it.
     fs::write(&out, b"keep me").unwrap();
-    let o = run(&[
-        "rom",
-        "patch",
-        input.to_str().unwrap(),
-        "-o",
-        out.to_str().unwrap(),
-    ]);
+    let o = rom_patch(&input, &out, &[]);
     assert_eq!(code(&o), 2);
     assert!(stderr(&o).contains("exists; pass --force"), "{}", stderr(&o));
     assert_eq!(fs::read(&out).unwrap(), b"keep me");
-    let o = run(&[
-        "rom",
-        "patch",
-        "--force",
-        input.to_str().unwrap(),
-        "-o",
-        out.to_str().unwrap(),
-    ]);
+    let o = rom_patch(&input, &out, &["--force"]);
     assert_eq!(code(&o), 0);
     assert_eq!(fs::read(&out).unwrap(), before[0x600..]);
 
     // OUT == IN is refused, also spelled differently.
     let same = dir.path().join(".").join("dump.rom");
-    let o = run(&[
-        "rom",
-        "patch",
-        "--force",
-        input.to_str().unwrap(),
-        "-o",
-        same.to_str().unwrap(),
-    ]);
+    let o = rom_patch(&input, &same, &["--force"]);
     assert_eq!(code(&o), 2);
     assert!(stderr(&o).contains("never writes in place"));
     assert_eq!(fs::read(&input).unwrap(), before);
@@ -285,13 +259,7 @@ fn patch_refuses_inputs_that_would_not_give_a_valid_chain() {
         ("truncated.rom", "truncated dump"),
         ("../Cargo.toml", "no option ROM image"),
     ] {
-        let o = run(&[
-            "rom",
-            "patch",
-            sample(name).to_str().unwrap(),
-            "-o",
-            out.to_str().unwrap(),
-        ]);
+        let o = rom_patch(&sample(name), &out, &[]);
         assert_eq!(code(&o), 3, "{name}: {}", stderr(&o));
         assert!(stderr(&o).contains(needle), "{name}: {}", stderr(&o));
         assert!(stderr(&o).contains("nothing written"));
@@ -305,14 +273,7 @@ fn patch_fixes_x86_checksums_on_request() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("fixed.rom");
     let input = sample("bad-checksum.rom");
-    let o = run(&[
-        "rom",
-        "patch",
-        "--fix-checksum",
-        input.to_str().unwrap(),
-        "-o",
-        out.to_str().unwrap(),
-    ]);
+    let o = rom_patch(&input, &out, &["--fix-checksum"]);
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     assert!(
         stdout(&o).contains("fixed checksum of image 0: byte 0x7fff"),

@@ -36,6 +36,18 @@ pub fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
+/// `vfiotool rom patch [FLAGS] INPUT -o OUTPUT`.
+pub fn rom_patch(input: &Path, output: &Path, flags: &[&str]) -> Output {
+    let mut args = vec!["rom", "patch"];
+    args.extend_from_slice(flags);
+    args.extend([
+        input.to_str().expect("utf-8 path"),
+        "-o",
+        output.to_str().expect("utf-8 path"),
+    ]);
+    run(&args)
+}
+
 /// `vfiotool rom parse --json FILE`, parsed; panics with the tool's output when it fails.
 pub fn parse_json(path: &Path) -> serde_json::Value {
     let o = run(&["rom", "parse", "--json", path.to_str().expect("utf-8 path")]);
