@@ -302,3 +302,54 @@ fn completions_and_man_page_come_from_the_cli_definition() {
     assert!(stdout(&o).starts_with(".ie"), "roff output");
     assert!(stdout(&o).contains("vfiotool"));
 }
+
+/// A device whose ROM attribute blocks on the enable write (a FIFO stands in for a ROM BAR that
+/// never answers): on a terminal a progress line says what it is waiting for; in a pipe, nothing.
+#[test]
+fn slow_steps_show_progress_only_on_a_terminal() {
+    let dir = tempfile::tempdir().unwrap();
+    let dev = dir.path().join("sys/bus/pci/devices/0000:01:00.0");
+    fs::create_dir_all(&dev).unwrap();
+    for (f, v) in [("vendor", "0x10de"), ("device", "0x1c82"), ("class", "0x030000")] {
+        fs::write(dev.join(f), v).unwrap();
+    }
+    let fifo = dev.join("rom");
+    let made = std::process::Command::new("mkfifo").arg(&fifo).status().unwrap();
+    assert!(made.success());
+    let root = dir.path().to_str().unwrap().to_string();
+    let tty = dir.path().join("typescript");
+    let on_tty = {
+        let cmd = format!("{} config 01:00.0 --for qemu --root {root}", bin());
+        let tty = tty.clone();
+        std::thread::spawn(move || {
+            std::process::Command::new("script")
+                .args(["-qec", &cmd])
+                .arg(&tty)
+                .output()
+                .expect("script (util-linux) runs")
+        })
+    };
+    let piped = run(&["config", "01:00.0", "--for", "qemu", "--root", &root]);
+    let on_tty = on_tty.join().unwrap();
+    assert_eq!(code(&piped), 4);
+    assert!(
+        stderr(&piped).contains("still blocked after 5 s"),
+        "{}",
+        stderr(&piped)
+    );
+    assert!(
+        !stderr(&piped).contains("waiting for"),
+        "no progress in a pipe: {}",
+        stderr(&piped)
+    );
+    assert!(
+        !stderr(&piped).contains("run as root"),
+        "a timeout is not a permission problem"
+    );
+    assert_eq!(on_tty.status.code(), Some(4));
+    let screen = fs::read_to_string(&tty).unwrap();
+    assert!(
+        screen.contains("waiting for ") && screen.contains("0000:01:00.0/rom (1s of 5s)"),
+        "{screen}"
+    );
+}

@@ -34,7 +34,13 @@ pub fn bind<W: Write>(args: &BindArgs, out: &mut Output<W>) -> Result<ExitKind> 
         open_device: args.open_device,
         timeout: Duration::from_secs(args.timeout.max(1)),
     };
-    let report = vbind::bind(&Host::system(), &Kernel, &spec, &opts, &interrupted);
+    let report = vbind::bind(
+        &Host::system().with_progress(out.json),
+        &Kernel,
+        &spec,
+        &opts,
+        &interrupted,
+    );
     print_report(out, &report)
 }
 
@@ -42,7 +48,7 @@ pub fn unbind<W: Write>(args: &UnbindArgs, out: &mut Output<W>) -> Result<ExitKi
     let spec = spec(&args.device)?;
     let interrupted = signals::watch();
     let report = vbind::unbind(
-        &Host::system(),
+        &Host::system().with_progress(out.json),
         &spec,
         args.dry_run,
         Duration::from_secs(args.timeout.max(1)),
@@ -174,7 +180,7 @@ pub fn rom_dump<W: Write>(args: &RomDumpArgs, out: &mut Output<W>) -> Result<Exi
     let addr = PciAddress::parse(&args.device).map_err(|e| Error::usage(e.to_string()))?;
     // SIGINT/SIGTERM must not end the process between "write 1" and "write 0" to `rom`.
     let _interrupted = signals::watch();
-    let host = Host::system();
+    let host = Host::system().with_progress(out.json);
     if !host.exists(&addr) {
         return Err(Error::system(format!(
             "no PCI device {addr} (nothing under /sys/bus/pci/devices); check the address with `lspci -D`"

@@ -61,7 +61,7 @@ fn group_siblings(groups: &Groups, devices: &[Device]) -> Vec<String> {
 /// The firmware: chosen with --firmware, or from the ROM verdict of --rom, --romfile, or the
 /// device's own ROM read through sysfs (function 0; needs root, and the ROM BAR is always
 /// disabled again).
-fn firmware_for(args: &ConfigArgs, first: &PciAddress) -> Result<(Firmware, String)> {
+fn firmware_for(args: &ConfigArgs, first: &PciAddress, json: bool) -> Result<(Firmware, String)> {
     if let Some(choice) = args.firmware {
         let f = match choice {
             FirmwareChoice::Ovmf => Firmware::Ovmf,
@@ -85,7 +85,8 @@ fn firmware_for(args: &ConfigArgs, first: &PciAddress) -> Result<(Firmware, Stri
             let host = match &args.root.root {
                 Some(r) => Host::at(r),
                 None => Host::system(),
-            };
+            }
+            .with_progress(json);
             let dump = romdump::via_sysfs(&host, first).map_err(|(kind, message)| {
                 Error::new(
                     kind,
@@ -118,7 +119,7 @@ struct ConfigDoc<'a> {
 pub fn config<W: Write>(args: &ConfigArgs, out: &mut Output<W>) -> Result<ExitKind> {
     let sysfs = SysfsRoot::new(args.root.sysfs());
     let (_, devices, groups) = functions_of(&sysfs, &args.device)?;
-    let (firmware, firmware_reason) = firmware_for(args, &devices[0].address)?;
+    let (firmware, firmware_reason) = firmware_for(args, &devices[0].address, out.json)?;
     let passthrough = Passthrough {
         functions: devices
             .iter()

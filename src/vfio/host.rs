@@ -9,12 +9,15 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::time::Duration;
 
+use crate::output::Progress;
 use crate::pci::address::{PciAddress, SlotAddress};
 
 /// The roots of the files vfiotool reads and writes.
 #[derive(Debug, Clone)]
 pub struct Host {
     pub root: PathBuf,
+    /// Draw progress lines on a terminal for slow steps (off in `--json` mode and in tests).
+    pub progress: bool,
 }
 
 /// Why a timed write did not succeed.
@@ -39,12 +42,22 @@ impl Host {
     pub fn system() -> Self {
         Host {
             root: PathBuf::from("/"),
+            progress: false,
         }
     }
 
     /// A tree that mirrors `/` (tests).
     pub fn at(root: impl Into<PathBuf>) -> Self {
-        Host { root: root.into() }
+        Host {
+            root: root.into(),
+            progress: false,
+        }
+    }
+
+    /// The same host, drawing progress lines for slow steps unless `json`.
+    pub fn with_progress(mut self, json: bool) -> Self {
+        self.progress = !json;
+        self
     }
 
     pub fn path(&self, abs: &str) -> PathBuf {
@@ -171,11 +184,29 @@ impl Host {
         if let Err(e) = spawned {
             return Err(WriteError::Io(e));
         }
-        match rx.recv_timeout(timeout) {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(e)) => Err(WriteError::Io(e)),
-            // The thread stays blocked in the kernel; it is detached and ends with the process.
-            Err(_) => Err(WriteError::TimedOut(timeout)),
+        let start = std::time::Instant::now();
+        let mut progress = Progress::new(!self.progress);
+        // Wait in short steps so a slow write (an unbind waiting for a busy driver) can say so.
+        let step = Duration::from_millis(250);
+        loop {
+            let left = timeout.saturating_sub(start.elapsed());
+            match rx.recv_timeout(left.min(step)) {
+                Ok(Ok(())) => return Ok(()),
+                Ok(Err(e)) => return Err(WriteError::Io(e)),
+                Err(mpsc::RecvTimeoutError::Timeout) if !left.is_zero() => {
+                    let waited = start.elapsed();
+                    if waited >= Duration::from_secs(1) {
+                        progress.update(&format!(
+                            "waiting for {} ({}s of {}s)",
+                            path.display(),
+                            waited.as_secs(),
+                            timeout.as_secs()
+                        ));
+                    }
+                }
+                // The thread stays blocked in the kernel; it is detached and ends with the process.
+                Err(_) => return Err(WriteError::TimedOut(timeout)),
+            }
         }
     }
 

@@ -6,6 +6,8 @@
 //! `_IO(';', 100 + n)` (no size bits), and the structs start with `argsz` so the kernel can tell
 //! how much the caller passed.
 
+#![allow(unsafe_code)]
+
 use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::fd::AsRawFd;

@@ -6,9 +6,10 @@ use std::fs::File;
 use std::io::{self, Read};
 use std::time::Duration;
 
-use super::host::Host;
+use super::host::{Host, WriteError};
 use super::ioctl::{self, VfioOps};
 use crate::error::ExitKind;
+use crate::output::Progress;
 use crate::pci::address::PciAddress;
 use crate::rom::{self, RomAnalysis};
 
@@ -71,17 +72,20 @@ pub fn via_sysfs(host: &Host, addr: &PciAddress) -> DumpResult<Dump> {
     })?;
     host.write_timed(&path, "1", Duration::from_secs(5))
         .map_err(|e| {
-            (
-                ExitKind::System,
-                format!("write 1 to {}: {e} (run as root)", path.display()),
-            )
+            (ExitKind::System, {
+                let hint = match &e {
+                    WriteError::Io(io) if io.kind() == io::ErrorKind::PermissionDenied => " (run as root)",
+                    _ => "",
+                };
+                format!("write 1 to {}: {e}{hint}", path.display())
+            })
         })?;
     let _guard = RomEnabled {
         host,
         path: path.clone(),
     };
     let mut bytes = Vec::new();
-    let read = File::open(&path).and_then(|f| f.take(MAX_ROM + 1).read_to_end(&mut bytes));
+    let read = File::open(&path).and_then(|f| read_with_progress(host, addr, f, &mut bytes));
     let mut notes: Vec<String> = shadow_note(host, addr).into_iter().collect();
     // On error the note goes into the message; on success it stays in `notes`.
     if let Err(e) = read {
@@ -107,6 +111,24 @@ pub fn via_sysfs(host: &Host, addr: &PciAddress) -> DumpResult<Dump> {
         trimmed: 0,
         notes,
     })
+}
+
+/// Read up to `MAX_ROM + 1` bytes in chunks, showing how far it got: a ROM BAR behind a slow
+/// flash can take seconds.
+fn read_with_progress(host: &Host, addr: &PciAddress, file: File, bytes: &mut Vec<u8>) -> io::Result<()> {
+    let mut progress = Progress::new(!host.progress);
+    let mut limited = file.take(MAX_ROM + 1);
+    let mut chunk = vec![0u8; 64 << 10];
+    loop {
+        let n = match limited.read(&mut chunk) {
+            Ok(0) => return Ok(()),
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        bytes.extend_from_slice(&chunk[..n]);
+        progress.update(&format!("reading the ROM of {addr}: {} KiB", bytes.len() >> 10));
+    }
 }
 
 fn analyze(addr: &PciAddress, bytes: &[u8], notes: &[String]) -> DumpResult<RomAnalysis> {
