@@ -30,7 +30,13 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Analyse, dump and patch PCI option ROMs (vBIOS).
-    #[command(subcommand)]
+    #[command(
+        subcommand,
+        after_help = "Examples:
+  vfiotool rom dump 01:00.0 -o gpu.rom     read the GPU's ROM (root)
+  vfiotool rom parse gpu.rom               UEFI GOP reachable -> OVMF, or SeaBIOS?
+  vfiotool rom patch nv.rom -o fixed.rom   strip an NVIDIA dump header"
+    )]
     Rom(RomCommand),
     /// Rebind a device (every function of a slot) to vfio-pci and prove its group with the VFIO ioctls.
     #[command(after_help = "Examples:
