@@ -138,6 +138,17 @@ fn target(host: &Host, addr: PciAddress, why: &'static str) -> Target {
 }
 
 /// The functions a request names (every existing function of a slot).
+/// The addresses that are not bridges; bridges go to `skipped` (they never change driver, and
+/// pcieport does not break a group's viability).
+fn without_bridges(host: &Host, found: Vec<PciAddress>, skipped: &mut Vec<Skipped>) -> Vec<PciAddress> {
+    let (bridges, rest): (Vec<_>, Vec<_>) = found.into_iter().partition(|a| host.is_bridge(a));
+    skipped.extend(bridges.into_iter().map(|address| Skipped {
+        address,
+        reason: "PCI bridge: bridges are never bound".into(),
+    }));
+    rest
+}
+
 pub fn resolve(host: &Host, spec: &AddressSpec) -> Result<Vec<PciAddress>, String> {
     let found = match spec {
         AddressSpec::Function(a) => {
@@ -288,17 +299,7 @@ fn plan_bind(
     r: &mut Report,
 ) -> Result<(), (ExitKind, String)> {
     let found = resolve(host, spec).map_err(|e| (ExitKind::System, e))?;
-    let mut chosen: BTreeSet<PciAddress> = BTreeSet::new();
-    for a in found {
-        if host.is_bridge(&a) {
-            r.skipped.push(Skipped {
-                address: a,
-                reason: "PCI bridge: bridges are never bound".into(),
-            });
-        } else {
-            chosen.insert(a);
-        }
-    }
+    let chosen: BTreeSet<PciAddress> = without_bridges(host, found, &mut r.skipped).into_iter().collect();
     if chosen.is_empty() {
         return Err((
             ExitKind::BadInput,
@@ -803,15 +804,8 @@ pub fn unbind(
         Ok(f) => f,
         Err(e) => return r.finish(ExitKind::System, Some(e)),
     };
-    for a in found {
-        if host.is_bridge(&a) {
-            r.skipped.push(Skipped {
-                address: a,
-                reason: "PCI bridge: never bound".into(),
-            });
-        } else {
-            r.targets.push(target(host, a, "requested"));
-        }
+    for a in without_bridges(host, found, &mut r.skipped) {
+        r.targets.push(target(host, a, "requested"));
     }
     if r.targets.is_empty() {
         return r.finish(
