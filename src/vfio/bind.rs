@@ -481,24 +481,16 @@ pub fn bind<V: VfioOps>(
         failure = Some("interrupted by a signal".into());
     }
     if failure.is_none() {
-        if opts.dry_run {
-            for g in r.groups.clone() {
-                let devs: Vec<PciAddress> = r
-                    .targets
-                    .iter()
-                    .filter(|t| t.iommu_group == Some(g))
-                    .map(|t| t.address)
-                    .collect();
+        for g in r.groups.clone() {
+            let devs: Vec<PciAddress> = r
+                .targets
+                .iter()
+                .filter(|t| t.iommu_group == Some(g))
+                .map(|t| t.address)
+                .collect();
+            if opts.dry_run {
                 r.steps.extend(proof::planned_steps(g, &devs, opts.open_device));
-            }
-        } else {
-            for g in r.groups.clone() {
-                let devs: Vec<PciAddress> = r
-                    .targets
-                    .iter()
-                    .filter(|t| t.iommu_group == Some(g))
-                    .map(|t| t.address)
-                    .collect();
+            } else {
                 let p = proof::prove(
                     ops,
                     &host.path("/dev/vfio"),
@@ -514,6 +506,8 @@ pub fn bind<V: VfioOps>(
                     break;
                 }
             }
+        }
+        if !opts.dry_run {
             r.viable = !r.proofs.is_empty() && r.proofs.iter().all(|p| p.viable);
         }
     }
