@@ -1,0 +1,93 @@
+//! The documented JSON schemas (docs/json.md) and the documents the commands print have the same
+//! top-level fields: a renamed or added field without its documentation fails here.
+
+mod common;
+
+use common::*;
+use std::collections::BTreeSet;
+
+/// The field names of each table in the `## `schema`` section, in order: the first column of
+/// every row ("`vendor_id`, `device_id`" rows name two fields).
+fn documented_tables(schema: &str) -> Vec<BTreeSet<String>> {
+    let doc = std::fs::read_to_string(repo().join("docs/json.md")).unwrap();
+    let start = doc
+        .find(&format!("## `{schema}`"))
+        .unwrap_or_else(|| panic!("docs/json.md has no section for {schema}"));
+    let section = &doc[start..];
+    let section = &section[..section[3..].find("\n## ").map_or(section.len(), |i| i + 3)];
+    let mut tables = Vec::new();
+    let mut current = BTreeSet::new();
+    for line in section.lines() {
+        if line.starts_with("| `") {
+            let first = line.trim_start_matches('|').split('|').next().unwrap_or_default();
+            current.extend(first.split(',').map(|p| p.trim().trim_matches('`').to_string()));
+        } else if !line.starts_with('|') && !current.is_empty() {
+            tables.push(std::mem::take(&mut current));
+        }
+    }
+    if !current.is_empty() {
+        tables.push(current);
+    }
+    assert!(!tables.is_empty(), "{schema}: no table rows found");
+    tables
+}
+
+fn documented_fields(schema: &str) -> BTreeSet<String> {
+    documented_tables(schema).swap_remove(0)
+}
+
+fn keys(v: &serde_json::Value) -> BTreeSet<String> {
+    v.as_object().expect("a JSON object").keys().cloned().collect()
+}
+
+fn printed_fields(args: &[&str]) -> BTreeSet<String> {
+    let o = run(args);
+    assert_eq!(code(&o), 0, "{args:?}: {}", stderr(&o));
+    keys(&serde_json::from_slice(&o.stdout).unwrap())
+}
+
+#[test]
+fn rom_document_matches_its_documentation() {
+    let path = sample("nvidia-nvgi.rom");
+    let o = run(&["rom", "parse", "--json", path.to_str().unwrap()]);
+    assert_eq!(code(&o), 0);
+    let doc: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let tables = documented_tables("vfiotool.rom/1");
+    assert_eq!(tables.len(), 3, "document, image and verdict tables");
+    assert_eq!(keys(&doc), tables[0], "top level");
+    for image in doc["images"].as_array().unwrap() {
+        assert_eq!(keys(image), tables[1], "image");
+    }
+    assert_eq!(keys(&doc["verdict"]), tables[2], "verdict");
+}
+
+#[test]
+fn config_document_matches_its_documentation() {
+    let root = repo().join("tests/fixtures/host/guest-host_view");
+    let printed = printed_fields(&[
+        "config",
+        "00:03.0",
+        "--for",
+        "qemu",
+        "--firmware",
+        "ovmf",
+        "--json",
+        "--root",
+        root.to_str().unwrap(),
+    ]);
+    assert_eq!(printed, documented_fields("vfiotool.config/1"));
+}
+
+#[test]
+fn persist_document_matches_its_documentation() {
+    let root = repo().join("tests/fixtures/host/guest-host_view");
+    let printed = printed_fields(&[
+        "persist",
+        "00:03.0",
+        "--dry-run",
+        "--json",
+        "--root",
+        root.to_str().unwrap(),
+    ]);
+    assert_eq!(printed, documented_fields("vfiotool.persist/1"));
+}
