@@ -33,6 +33,11 @@ struct Machine {
     devices: &'static [&'static str],
     /// Run only with `--ignored`.
     ignored: bool,
+    /// Guest memory in MiB.
+    memory_mb: u32,
+    /// Also pack the host's QEMU (binary, shared libraries, OVMF) so a scenario can start a VM
+    /// inside the guest with what `vfiotool config --for qemu` prints.
+    with_qemu: bool,
 }
 
 /// Device layout (q35, seen in the guest): 00:03.0 edu (sample ROM), 00:04.0 pci-testdev
@@ -56,6 +61,8 @@ const MACHINES: &[Machine] = &[
         iommu: Some("intel-iommu,intremap=on"),
         devices: NORMAL_DEVICES,
         ignored: false,
+        memory_mb: 512,
+        with_qemu: false,
     },
     Machine {
         name: "iommu_off",
@@ -63,6 +70,8 @@ const MACHINES: &[Machine] = &[
         iommu: Some("intel-iommu,intremap=on"),
         devices: &["edu,addr=0x3", "nvme,serial=vt-nvme0,addr=0x5"],
         ignored: false,
+        memory_mb: 512,
+        with_qemu: false,
     },
     Machine {
         name: "intremap_off",
@@ -70,6 +79,8 @@ const MACHINES: &[Machine] = &[
         iommu: Some("intel-iommu,intremap=off"),
         devices: &["edu,addr=0x3", "nvme,serial=vt-nvme0,addr=0x5"],
         ignored: false,
+        memory_mb: 512,
+        with_qemu: false,
     },
     // The host view (`list`, `groups`, `check`, `capture`): a boot VGA (boot_vga=1, shadowed
     // ROM) at 00:02.0, a pcie-pci-bridge with two devices (one shared group) at 00:06.0, one
@@ -89,6 +100,19 @@ const MACHINES: &[Machine] = &[
             "pci-testdev,bus=br2,addr=0x1",
         ],
         ignored: false,
+        memory_mb: 512,
+        with_qemu: false,
+    },
+    // QEMU inside the guest: the arguments `config --for qemu` prints start a VM that opens the
+    // device's VFIO group on the real kernel.
+    Machine {
+        name: "qemu_vm",
+        cmdline: "intel_iommu=on",
+        iommu: Some("intel-iommu,intremap=on"),
+        devices: &["edu,addr=0x3,romfile={rom:sample.rom}"],
+        ignored: false,
+        memory_mb: 1024,
+        with_qemu: true,
     },
     Machine {
         name: "bench",
@@ -96,6 +120,8 @@ const MACHINES: &[Machine] = &[
         iommu: Some("intel-iommu,intremap=on"),
         devices: &["edu,addr=0x3", "nvme,serial=vt-nvme0,addr=0x5"],
         ignored: true,
+        memory_mb: 512,
+        with_qemu: false,
     },
 ];
 
@@ -509,6 +535,9 @@ fn pack_initramfs(machine: &Machine, prep: &Prep, dir: &Path) -> Result<PathBuf,
     }
     // Device names, as on a real host (hwdata, from tests/install-deps.sh); without it the
     // guest shows numeric IDs, which the scenarios accept too.
+    if machine.with_qemu {
+        copy_qemu(&root)?;
+    }
     let pci_ids = Path::new("/usr/share/misc/pci.ids");
     if pci_ids.is_file() {
         fs::create_dir_all(root.join("usr/share/misc")).map_err(|e| e.to_string())?;
@@ -534,6 +563,52 @@ fn pack_initramfs(machine: &Machine, prep: &Prep, dir: &Path) -> Result<PathBuf,
     Ok(initrd)
 }
 
+/// The host's qemu-system-x86_64 with every shared library `ldd` names (the loader included) and
+/// Debian's OVMF, at their own paths below `root`.
+fn copy_qemu(root: &Path) -> Result<(), String> {
+    let qemu = Path::new("/usr/bin/qemu-system-x86_64");
+    let ldd = Command::new("ldd")
+        .arg(qemu)
+        .output()
+        .map_err(|e| format!("ldd {}: {e}", qemu.display()))?;
+    if !ldd.status.success() {
+        return Err(format!(
+            "ldd {} failed: {}",
+            qemu.display(),
+            String::from_utf8_lossy(&ldd.stderr)
+        ));
+    }
+    let mut files: Vec<PathBuf> = vec![
+        qemu.to_path_buf(),
+        PathBuf::from("/usr/share/OVMF/OVMF_CODE_4M.fd"),
+        PathBuf::from("/usr/share/OVMF/OVMF_VARS_4M.fd"),
+        // Debian builds the TCG accelerator as a loadable module (it needs only libc).
+        PathBuf::from("/usr/lib/x86_64-linux-gnu/qemu/accel-tcg-x86_64.so"),
+    ];
+    for line in String::from_utf8_lossy(&ldd.stdout).lines() {
+        let path = match line.split_once("=>") {
+            Some((_, rest)) => rest.split_whitespace().next(),
+            None => line.split_whitespace().next(),
+        };
+        if let Some(p) = path.filter(|p| p.starts_with('/')) {
+            files.push(PathBuf::from(p));
+        }
+    }
+    for f in files {
+        let dest = root.join(f.strip_prefix("/").map_err(|e| e.to_string())?);
+        if let Some(dir) = dest.parent() {
+            fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        }
+        // Through symlinks: the guest gets the file itself under the name QEMU looks for.
+        copy(
+            &fs::canonicalize(&f)
+                .map_err(|e| format!("{}: {e} (install qemu-system-x86 and ovmf)", f.display()))?,
+            &dest,
+        )?;
+    }
+    Ok(())
+}
+
 fn run_qemu(machine: &Machine, prep: &Prep, initrd: &Path, log_path: &Path) -> Result<String, String> {
     let timeout = std::env::var("VFIOTOOL_GUEST_TIMEOUT")
         .ok()
@@ -545,7 +620,7 @@ fn run_qemu(machine: &Machine, prep: &Prep, initrd: &Path, log_path: &Path) -> R
         "-machine",
         "q35,accel=tcg",
         "-m",
-        "512",
+        &machine.memory_mb.to_string(),
         "-smp",
         "1",
         "-nodefaults",
