@@ -11,6 +11,8 @@ use std::time::Duration;
 
 use crate::output::Progress;
 use crate::pci::address::{PciAddress, SlotAddress};
+use crate::pci::groups;
+use crate::pci::sysfs::{self, SysfsRoot};
 
 /// The roots of the files vfiotool reads and writes.
 #[derive(Debug, Clone)]
@@ -64,43 +66,46 @@ impl Host {
         self.root.join(abs.trim_start_matches('/'))
     }
 
+    /// The sysfs view of this host, through `pci::sysfs`, which owns every read of
+    /// `/sys/bus/pci`. The bind flow treats an unreadable attribute like a missing one: it
+    /// re-reads the state after every write anyway.
+    pub fn sysfs(&self) -> SysfsRoot {
+        SysfsRoot::new(self.path("/sys"))
+    }
+
     pub fn device_dir(&self, addr: &PciAddress) -> PathBuf {
-        self.path("/sys/bus/pci/devices").join(addr.to_string())
+        self.sysfs().device_dir(addr)
     }
 
     pub fn exists(&self, addr: &PciAddress) -> bool {
         self.device_dir(addr).exists()
     }
 
-    fn read_trim(&self, path: &Path) -> Option<String> {
-        fs::read_to_string(path).ok().map(|s| s.trim().to_string())
+    fn attr(&self, addr: &PciAddress, name: &str) -> Option<String> {
+        self.sysfs().read_device_attr(addr, name).ok().flatten()
     }
 
-    fn link_name(&self, path: &Path) -> Option<String> {
-        fs::read_link(path)
-            .ok()
-            .and_then(|t| t.file_name().map(|n| n.to_string_lossy().into_owned()))
+    fn link(&self, addr: &PciAddress, name: &str) -> Option<String> {
+        self.sysfs().read_device_link(addr, name).ok().flatten()
     }
 
     /// The bound driver's name, `None` when no driver is bound.
     pub fn driver(&self, addr: &PciAddress) -> Option<String> {
-        self.link_name(&self.device_dir(addr).join("driver"))
+        self.link(addr, "driver")
     }
 
     /// The driver_override value, `None` when clear (the kernel prints `(null)`).
     pub fn driver_override(&self, addr: &PciAddress) -> Option<String> {
-        self.read_trim(&self.device_dir(addr).join("driver_override"))
+        self.attr(addr, "driver_override")
             .filter(|s| !s.is_empty() && s != "(null)")
     }
 
     pub fn iommu_group(&self, addr: &PciAddress) -> Option<u32> {
-        self.link_name(&self.device_dir(addr).join("iommu_group"))
-            .and_then(|n| n.parse().ok())
+        self.link(addr, "iommu_group").and_then(|n| n.parse().ok())
     }
 
     fn hex_attr(&self, addr: &PciAddress, name: &str) -> Option<u32> {
-        let s = self.read_trim(&self.device_dir(addr).join(name))?;
-        u32::from_str_radix(s.trim_start_matches("0x"), 16).ok()
+        self.attr(addr, name).as_deref().and_then(sysfs::parse_hex)
     }
 
     /// The 24-bit class code (base class in the top byte).
@@ -117,7 +122,7 @@ impl Host {
 
     /// `boot_vga` reads 1 on the GPU the firmware used.
     pub fn boot_vga(&self, addr: &PciAddress) -> bool {
-        self.read_trim(&self.device_dir(addr).join("boot_vga")).as_deref() == Some("1")
+        self.attr(addr, "boot_vga").as_deref() == Some("1")
     }
 
     /// Bridges are never bound: a `pci_bus/` directory, a header type other than 0, or class 06 04.
@@ -145,22 +150,9 @@ impl Host {
             .collect()
     }
 
-    /// The devices of IOMMU group `group`, sorted.
+    /// The devices of IOMMU group `group`, sorted (empty when the group cannot be read).
     pub fn group_members(&self, group: u32) -> Vec<PciAddress> {
-        let dir = self
-            .path("/sys/kernel/iommu_groups")
-            .join(group.to_string())
-            .join("devices");
-        let mut v: Vec<PciAddress> = fs::read_dir(dir)
-            .map(|rd| {
-                rd.filter_map(|e| e.ok())
-                    .filter_map(|e| PciAddress::parse(&e.file_name().to_string_lossy()).ok())
-                    .take(1024)
-                    .collect()
-            })
-            .unwrap_or_default();
-        v.sort();
-        v
+        groups::group_members(&self.sysfs(), group).unwrap_or_default()
     }
 
     pub fn driver_loaded(&self, driver: &str) -> bool {
@@ -248,7 +240,10 @@ impl Host {
                     .map(|l| format!("{} mapped", l.split_whitespace().last().unwrap_or("")))
             });
             if let Some(what) = hit {
-                let comm = self.read_trim(&p.path().join("comm")).unwrap_or_default();
+                let comm = sysfs::read_text(&p.path().join("comm"))
+                    .ok()
+                    .flatten()
+                    .unwrap_or_default();
                 out.push(format!("{comm} (pid {pid}) has {what} open"));
             }
             if out.len() >= 16 {
