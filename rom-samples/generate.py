@@ -157,7 +157,32 @@ def samples():
     # A stray 55AA in the header must not be taken for the first image.
     nvgi[0x400:0x402] = b"\x55\xaa"
     out["nvidia-nvgi.rom"] = bytes(nvgi) + nv_x86 + nv_efi
+    # Pascal-style: the image at 0xa00, which the NVGI offset field (u32 at 0x14) also names.
+    out["nvidia-pascal-style.rom"] = nvgi_header(0xA00, 0xA00) + nv_x86 + nv_efi
+    # Turing-style: the image at 0x4600, but the offset field holds 0x24 (as in real Turing dumps),
+    # and a firmware image of code type 0xe0 (FWSEC-like) follows the EFI image and ends the chain.
+    tu_x86 = x86_image(0x10DE, 0x1F82, 0x030000, 0x8000, last=False, text=b"vfiotool sample Turing-style VGA BIOS")
+    tu_efi = efi_image(0x10DE, 0x1F82, 0x030000, MACHINE_X64, nv_driver, True, False, npde_version=0x5000B)
+    out["nvidia-turing-style.rom"] = nvgi_header(0x4600, 0x24) + tu_x86 + tu_efi + firmware_image(0x10DE, 0x1F82, 0xE0)
     return out
+
+
+def nvgi_header(size, offset_field):
+    """An NVIDIA flash-tool header of `size` bytes whose u32 at 0x14 holds `offset_field`."""
+    head = bytearray(size)
+    head[0:4] = b"NVGI"
+    struct.pack_into("<I", head, 0x14, offset_field)
+    return bytes(head)
+
+
+def firmware_image(vendor, device, code_type, size=0x1000):
+    """A non-x86, non-EFI image (NVIDIA's 0x70/0xe0 firmware images): 55AA, PCIR, last flag."""
+    head = bytearray(0x40)
+    head[0:2] = b"\x55\xaa"
+    head[2] = size // BLOCK
+    head[0x18:0x1A] = struct.pack("<H", 0x40)
+    body = bytes(head) + pcir(vendor, device, 0x030000, size, code_type, True) + b"vfiotool sample firmware image"
+    return fix_checksum(pad(body, size))
 
 
 def big_rom():

@@ -332,5 +332,44 @@ fn samples_are_reproduced_by_the_generator() {
             count += 1;
         }
     }
-    assert_eq!(count, 9, "every sample is checked");
+    assert_eq!(count, 11, "every sample is checked");
+}
+
+/// Kepler/Maxwell (NVGI 0x600), Pascal (0xa00) and Turing-style (0x4600, with the header's
+/// offset field holding 0x24 as real Turing dumps do) headers: the cut comes from the PCIR
+/// check, never from that field, and the patched ROM keeps every image.
+#[test]
+fn patch_cuts_every_nvidia_generation_by_pcir_not_by_the_header_field() {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, prefix, image_count, gop_version) in [
+        ("nvidia-nvgi.rom", 0x600usize, 2usize, "0x30012"),
+        ("nvidia-pascal-style.rom", 0xa00, 2, "0x30012"),
+        ("nvidia-turing-style.rom", 0x4600, 3, "0x5000B"),
+    ] {
+        let input = sample(name);
+        let original = fs::read(&input).unwrap();
+        let field = u32::from_le_bytes(original[0x14..0x18].try_into().unwrap()) as usize;
+        let out = dir.path().join(name);
+        let o = rom_patch(&input, &out, &["--json"]);
+        assert_eq!(code(&o), 0, "{name}: {}", stderr(&o));
+        let doc: Value = serde_json::from_slice(&o.stdout).unwrap();
+        assert_eq!(
+            doc["removed_bytes"], prefix,
+            "{name} (header field says {field:#x})"
+        );
+        assert_eq!(fs::read(&out).unwrap(), original[prefix..], "{name}");
+        let patched = parse_json(&out);
+        assert_eq!(patched["prefix_bytes"], 0, "{name}");
+        assert_eq!(images(&patched).len(), image_count, "{name}");
+        assert_eq!(patched["chain_end"], "last_flag", "{name}");
+        assert_eq!(patched["verdict"]["gop_version"], gop_version, "{name}");
+        assert_eq!(patched["verdict"]["firmware"], "ovmf", "{name}");
+    }
+    let turing = parse_json(&sample("nvidia-turing-style.rom"));
+    let fw = &images(&turing)[2];
+    assert_eq!(
+        (fw["code_type"].as_u64(), fw["code_type_name"].as_str()),
+        (Some(0xE0), Some("nvidia_fw"))
+    );
+    assert_eq!(fw["reachable"], true);
 }
