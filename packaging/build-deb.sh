@@ -9,8 +9,9 @@ if ! command -v cargo-deb >/dev/null 2>&1; then
 fi
 cargo build --release --quiet
 bin=target/release/vfiotool
-mkdir -p target/assets
-"$bin" manpage | gzip -9n > target/assets/vfiotool.1.gz
+rm -rf target/assets && mkdir -p target/assets/man
+"$bin" manpage --out target/assets/man >/dev/null
+gzip -9n target/assets/man/*.1
 "$bin" completions bash > target/assets/vfiotool.bash
 "$bin" completions zsh > target/assets/_vfiotool
 "$bin" completions fish > target/assets/vfiotool.fish

@@ -18,6 +18,8 @@ check sh -c '/usr/bin/vfiotool --version | grep -q "^vfiotool "'
 check sh -c '/usr/bin/vfiotool rom parse rom-samples/x86-efi-gop.rom | grep -q "OVMF (q35)"'
 check test -s /usr/share/man/man1/vfiotool.1.gz
 check sh -c 'zcat /usr/share/man/man1/vfiotool.1.gz | grep -q "^.TH vfiotool"'
+check sh -c 'zcat /usr/share/man/man1/vfiotool-rom-parse.1.gz | grep -q "require\\\\-gop"'
+check test -s /usr/share/man/man1/vfiotool-persist.1.gz
 check test -s /usr/share/bash-completion/completions/vfiotool
 check test -s /usr/share/zsh/vendor-completions/_vfiotool
 check test -s /usr/share/fish/vendor_completions.d/vfiotool.fish

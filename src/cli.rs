@@ -102,9 +102,13 @@ Exit: 0 every needed check passed (warnings allowed), 1 a needed check failed.")
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
-    /// Print the man page (roff) generated from this command line definition.
+    /// Print the man page (roff) generated from this command line definition, or with --out
+    /// write one page per command (vfiotool.1, vfiotool-rom-parse.1, ...) into DIR.
     #[command(hide = true)]
-    Manpage,
+    Manpage {
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
+    },
 }
 
 /// The VM manager to write configuration for.

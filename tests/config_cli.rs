@@ -301,6 +301,29 @@ fn completions_and_man_page_come_from_the_cli_definition() {
     assert_eq!(code(&o), 0);
     assert!(stdout(&o).starts_with(".ie"), "roff output");
     assert!(stdout(&o).contains("vfiotool"));
+    // One page per command, named as `man` looks them up.
+    let dir = tempfile::tempdir().unwrap();
+    let o = run(&["manpage", "--out", dir.path().to_str().unwrap()]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    for page in [
+        "vfiotool",
+        "vfiotool-rom-parse",
+        "vfiotool-bind",
+        "vfiotool-persist",
+        "vfiotool-check",
+    ] {
+        let roff = fs::read_to_string(dir.path().join(format!("{page}.1"))).unwrap();
+        assert!(
+            roff.contains(&format!(".TH {page} 1")),
+            "{page}: {}",
+            &roff[..roff.len().min(200)]
+        );
+    }
+    let parse = fs::read_to_string(dir.path().join("vfiotool-rom-parse.1")).unwrap();
+    assert!(
+        parse.contains("require\\-gop") && parse.contains("Examples:"),
+        "{parse}"
+    );
 }
 
 /// A device whose ROM attribute blocks on the enable write (a FIFO stands in for a ROM BAR that

@@ -347,8 +347,39 @@ pub fn completions<W: Write>(shell: clap_complete::Shell, out: &mut Output<W>) -
     Ok(ExitKind::Success)
 }
 
-pub fn manpage<W: Write>(out: &mut Output<W>) -> Result<ExitKind> {
-    let man = clap_mangen::Man::new(Cli::command());
-    man.render(&mut out.out).map_err(Error::output)?;
+pub fn manpage<W: Write>(dir: Option<&Path>, out: &mut Output<W>) -> Result<ExitKind> {
+    let cmd = Cli::command();
+    let Some(dir) = dir else {
+        clap_mangen::Man::new(cmd)
+            .render(&mut out.out)
+            .map_err(Error::output)?;
+        return Ok(ExitKind::Success);
+    };
+    let mut pages = Vec::new();
+    collect_pages(cmd, "vfiotool", &mut pages);
+    for (name, cmd) in pages {
+        let mut roff = Vec::new();
+        clap_mangen::Man::new(cmd)
+            .render(&mut roff)
+            .map_err(Error::output)?;
+        let path = dir.join(format!("{name}.1"));
+        fsutil::atomic_write(&path, &roff, true)?;
+        writeln!(out.out, "{}", path.display()).map_err(Error::output)?;
+    }
     Ok(ExitKind::Success)
+}
+
+/// The command and every visible subcommand, named as `man` finds them: `vfiotool-rom-parse`.
+fn collect_pages(cmd: clap::Command, name: &str, pages: &mut Vec<(String, clap::Command)>) {
+    let subcommands: Vec<clap::Command> = cmd
+        .get_subcommands()
+        .filter(|c| !c.is_hide_set() && c.get_name() != "help")
+        .cloned()
+        .collect();
+    let page = cmd.name(name.to_string()).bin_name(name.replace('-', " "));
+    pages.push((name.to_string(), page));
+    for sub in subcommands {
+        let sub_name = format!("{name}-{}", sub.get_name());
+        collect_pages(sub, &sub_name, pages);
+    }
 }

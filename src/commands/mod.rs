@@ -24,7 +24,7 @@ pub fn run<W: Write>(command: Command, out: &mut Output<W>) -> Result<ExitKind> 
         Command::Config(args) => config::config(&args, out),
         Command::Persist(args) => config::persist(&args, out),
         Command::Completions { shell } => config::completions(shell, out),
-        Command::Manpage => config::manpage(out),
+        Command::Manpage { out: dir } => config::manpage(dir.as_deref(), out),
         Command::Check(args) => host::check(&args, out),
         Command::List(args) => host::list(&args, out),
         Command::Groups(args) => host::groups(&args, out),
