@@ -129,7 +129,8 @@ impl Device {
             .collect()
     }
 
-    fn blank(address: PciAddress) -> Device {
+    /// A device with only its address known: IDs 0xffff, no class, nothing bound.
+    pub(crate) fn blank(address: PciAddress) -> Device {
         Device {
             address,
             vendor_id: 0xffff,

@@ -134,21 +134,11 @@ mod tests {
                     alias pci:v00008086d*sv*sd*bc03sc*i* i915\n";
         let m = ModuleAliases::parse(text);
         let d = Device {
-            address: crate::pci::address::PciAddress::new(0, 1, 0, 0),
             vendor_id: 0x10de,
             device_id: 0x1b80,
             class_code: 0x030000,
-            revision: None,
             header_type: Some(0),
-            subsystem_vendor_id: None,
-            subsystem_device_id: None,
-            driver: None,
-            driver_override: None,
-            iommu_group: None,
-            reset_methods: vec![],
-            boot_vga: None,
-            rom: false,
-            bridge: false,
+            ..Device::blank(crate::pci::address::PciAddress::new(0, 1, 0, 0))
         };
         assert_eq!(m.modules_for(&d), ["nouveau", "nvidia"]);
         let mut usb = d.clone();

@@ -286,21 +286,13 @@ C 12  Processing accelerators\n";
 
     fn dev(v: u16, d: u16, class: u32, ss: Option<(u16, u16)>) -> Device {
         Device {
-            address: PciAddress::new(0, 1, 0, 0),
             vendor_id: v,
             device_id: d,
             class_code: class,
-            revision: None,
             header_type: Some(0),
             subsystem_vendor_id: ss.map(|s| s.0),
             subsystem_device_id: ss.map(|s| s.1),
-            driver: None,
-            driver_override: None,
-            iommu_group: None,
-            reset_methods: vec![],
-            boot_vga: None,
-            rom: false,
-            bridge: false,
+            ..Device::blank(PciAddress::new(0, 1, 0, 0))
         }
     }
 
