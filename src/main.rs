@@ -40,13 +40,6 @@ fn main() -> ExitCode {
 }
 
 fn print_json_error(message: &str, kind: ExitKind) {
-    let doc = ErrorDoc {
-        schema: "vfiotool.error/1",
-        error: message,
-        kind: kind.name(),
-        exit_code: kind.code(),
-        file: None,
-    };
     let mut out = Output::new(std::io::stdout(), true);
-    let _ = out.json_doc(&doc);
+    let _ = out.json_doc(&ErrorDoc::new(message, kind, None));
 }

@@ -8,7 +8,7 @@ use serde::Serialize;
 use crate::cli::{RomParseArgs, RomPatchArgs};
 use crate::error::{Error, ExitKind, Result};
 use crate::fsutil;
-use crate::output::{Output, Style};
+use crate::output::{ErrorDoc, Output, Style};
 use crate::rom::patch::{self, PatchError};
 use crate::rom::{self, Image, RomAnalysis};
 
@@ -19,16 +19,6 @@ struct RomDoc<'a> {
     file: String,
     #[serde(flatten)]
     analysis: &'a RomAnalysis,
-}
-
-/// A per-file error document in JSON mode (the run goes on with the next file).
-#[derive(Serialize)]
-struct FileErrorDoc<'a> {
-    schema: &'static str,
-    file: String,
-    error: &'a str,
-    kind: &'static str,
-    exit_code: u8,
 }
 
 fn display_name(path: &Path) -> String {
@@ -51,14 +41,9 @@ pub fn parse<W: Write>(args: &RomParseArgs, out: &mut Output<W>) -> Result<ExitK
             Err(err) if single => return Err(err),
             Err(err) => {
                 if out.json {
-                    out.json_doc(&FileErrorDoc {
-                        schema: "vfiotool.error/1",
-                        file: name,
-                        error: &err.message,
-                        kind: err.kind.name(),
-                        exit_code: err.kind.code(),
-                    })
-                    .map_err(Error::output)?;
+                    // A per-file error: the run goes on with the next file.
+                    out.json_doc(&ErrorDoc::new(&err.message, err.kind, Some(name)))
+                        .map_err(Error::output)?;
                 } else {
                     let _ = writeln!(std::io::stderr(), "vfiotool: {}", err.message);
                 }

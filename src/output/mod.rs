@@ -85,6 +85,20 @@ pub struct ErrorDoc<'a> {
     pub file: Option<String>,
 }
 
+impl<'a> ErrorDoc<'a> {
+    /// The `vfiotool.error/1` document for `message` of `kind`; `file` names the input of a
+    /// per-file error when a command reads several.
+    pub fn new(message: &'a str, kind: crate::error::ExitKind, file: Option<String>) -> Self {
+        ErrorDoc {
+            schema: "vfiotool.error/1",
+            error: message,
+            kind: kind.name(),
+            exit_code: kind.code(),
+            file,
+        }
+    }
+}
+
 /// A one-line progress indicator for long steps (a slow ROM BAR read, a bind waiting for a
 /// driver). It draws on stderr only when stderr is a terminal and the command is not in `--json`
 /// mode, so pipes, logs and JSON consumers never see it.
@@ -135,11 +149,6 @@ impl Drop for Progress {
     fn drop(&mut self) {
         self.finish();
     }
-}
-
-/// Hex with a fixed width, as lspci prints IDs.
-pub fn hex4(v: u16) -> String {
-    format!("{v:04x}")
 }
 
 #[cfg(test)]

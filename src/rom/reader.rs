@@ -71,13 +71,6 @@ impl<'a> Reader<'a> {
         Ok(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
     }
 
-    pub fn u64(&self, field: &'static str, offset: usize) -> Result<u64, OutOfBounds> {
-        let b = self.bytes(field, offset, 8)?;
-        let mut a = [0u8; 8];
-        a.copy_from_slice(b);
-        Ok(u64::from_le_bytes(a))
-    }
-
     /// The sub-slice `offset..offset+len`, clamped to the end of the data (for images that the
     /// file truncates: the caller reports the truncation, the analysis goes on with what is there).
     pub fn clamped(&self, offset: usize, len: usize) -> &'a [u8] {
