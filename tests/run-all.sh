@@ -11,5 +11,25 @@ bash packaging/test-deb.sh
 if [ ! -d ../shared/real-roms ]; then
   echo "SKIPPED: ../shared/real-roms is absent, so tests/real_roms.rs checks nothing on this machine"
 fi
-# Everything else, the QEMU guest tests included; last, so its summary closes the run.
-cargo test --all-targets --no-fail-fast 2>&1
+# Everything else, the QEMU guest tests included. Each test binary prints its own "test result"
+# line; the last line of the run sums them all up, so the run's closing line is about the whole
+# suite and not about whichever binary happened to run last.
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+set +e
+cargo test --all-targets --no-fail-fast 2>&1 | tee "$log"
+status=${PIPESTATUS[0]}
+set -e
+awk '/^test result: /{
+       for (i = 1; i < NF; i++) {
+         if ($(i+1) ~ /^passed/) p += $i
+         if ($(i+1) ~ /^failed/) f += $i
+         if ($(i+1) ~ /^ignored/) g += $i
+       }
+       n++
+     }
+     END {
+       printf "%d test binaries; %d tests ignored (opt-in, e.g. benchmarks)\n", n, g
+       printf "suite: %d passed, %d failed\n", p, f
+     }' "$log"
+exit "$status"
