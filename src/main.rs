@@ -16,7 +16,11 @@ fn main() -> ExitCode {
         Err(err) => {
             let code = err.exit_code();
             if json_requested && err.use_stderr() {
-                let text = err.kind().to_string();
+                // clap's kind alone ("unexpected argument found") drops which argument; its
+                // rendered first line keeps it, without the ANSI styling or the usage block.
+                let rendered = err.render().to_string();
+                let first = rendered.lines().next().unwrap_or_default();
+                let text = first.strip_prefix("error: ").unwrap_or(first);
                 print_json_error(&format!("usage: {text}"), ExitKind::Usage);
             } else {
                 let _ = err.print();

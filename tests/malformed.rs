@@ -212,6 +212,10 @@ fn usage_errors_exit_2_and_are_json_in_json_mode() {
     assert_eq!(code(&o), 2);
     let doc: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(doc["kind"], "usage");
+    // The JSON error keeps clap's detail: which argument was wrong, in plain text.
+    let message = doc["error"].as_str().unwrap_or_default();
+    assert!(message.contains("--no-such-flag"), "{message}");
+    assert!(!message.contains('\x1b'), "{message}");
 }
 
 #[test]
