@@ -82,7 +82,7 @@ fn ebc_uga_driver_is_efi_but_no_gop() {
     assert_eq!(doc["verdict"]["firmware"], "seabios");
     let o = run(&["rom", "parse", sample("efi-uga-ebc.rom").to_str().unwrap()]);
     assert!(
-        stdout(&o).contains("EFI, but no GOP: a UGA-only (Apple) driver"),
+        stdout(&o).contains("OVMF loads it: ebc compressed driver: loaded and started; installs no GOP: a UGA-only (Apple) driver"),
         "{}",
         stdout(&o)
     );
@@ -99,11 +99,18 @@ fn image_after_last_flag_is_unreachable() {
         imgs[1]["efi"]["gop"], true,
         "it is a GOP driver, just not reachable"
     );
+    assert_eq!(
+        doc["firmware_view"]["ovmf"]["efi_images"][0]["outcome"],
+        "not_reached"
+    );
+    assert_eq!(doc["firmware_view"]["ovmf"]["walked"], serde_json::json!([0]));
     assert_eq!(doc["verdict"]["uefi_gop"], false);
     assert_eq!(doc["verdict"]["efi_unreachable"], true);
     let o = run(&["rom", "parse", sample("efi-after-last.rom").to_str().unwrap()]);
     assert!(
-        stdout(&o).contains("lies after the last-image flag"),
+        stdout(&o).contains(
+            "OVMF never reaches it: its walk stops before it (last-image flag on the image at 0x0)"
+        ),
         "{}",
         stdout(&o)
     );
@@ -115,7 +122,16 @@ fn bad_checksum_is_reported_not_rejected() {
     let i = &images(&doc)[0];
     assert_eq!(i["checksum_ok"], false);
     assert_ne!(i["checksum"], 0);
-    assert_eq!(doc["verdict"]["firmware"], "seabios");
+    // SeaBIOS's is_valid_rom refuses it (etc/optionroms-checksum defaults to 1 under QEMU).
+    assert_eq!(doc["firmware_view"]["seabios"]["image"], 0);
+    assert_eq!(doc["firmware_view"]["seabios"]["runs"], false);
+    assert_eq!(doc["verdict"]["firmware"], "none");
+    let o = run(&["rom", "parse", sample("bad-checksum.rom").to_str().unwrap()]);
+    assert!(
+        stdout(&o).contains("SeaBIOS refuses it (\"bad checksum\""),
+        "{}",
+        stdout(&o)
+    );
 }
 
 #[test]
@@ -142,7 +158,14 @@ fn network_efi_driver_naming_gop_is_not_a_gop_driver() {
     assert_eq!(doc["verdict"]["display"], false);
     assert_eq!(doc["verdict"]["uefi_gop"], false);
     let o = run(&["rom", "parse", sample("net-efi.rom").to_str().unwrap()]);
-    assert!(stdout(&o).contains("not a display driver"), "{}", stdout(&o));
+    let ovmf = &doc["firmware_view"]["ovmf"]["efi_images"][0];
+    assert_eq!(ovmf["outcome"], "loaded", "OVMF does start it");
+    assert_eq!(ovmf["gop"], "uses_only");
+    assert!(
+        stdout(&o).contains("names GOP, but this is a network ROM (first image class 020000)"),
+        "{}",
+        stdout(&o)
+    );
 }
 
 #[test]

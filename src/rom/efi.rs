@@ -58,7 +58,7 @@ pub struct EfiImage {
     pub pe: Option<PeInfo>,
     /// Disagreements and header problems, one line each.
     pub problems: Vec<String>,
-    /// A GOP driver: display class and the GOP protocol GUID in the driver.
+    /// A GOP driver: names the GOP protocol and provides it, judged with the ROM it sits in.
     pub gop: bool,
     pub gop_guid: bool,
     pub uga_guid: bool,
@@ -136,7 +136,9 @@ pub fn analyse(image: &[u8], pcir: &Pcir, npde: Option<&Npde>) -> EfiImage {
     let driver_slice = driver.as_deref().unwrap_or_default();
     let gop_guid = gop::contains(driver_slice, &gop::GOP_GUID);
     let uga_guid = gop::contains(driver_slice, &gop::UGA_GUID);
-    let gop = gop_guid && pcir.base_class() == 0x03;
+    // Provisional: `rom::analyze` settles it with the ROM the image sits in (an Ampere EFI image
+    // has class 0 in a display ROM; iPXE names GOP in a network ROM).
+    let gop = gop_guid;
     // NVIDIA keeps the version in the NPDE record (what nvflash shows as "UEFI Version");
     // others (AMD) print it into the driver as a string.
     let npde_version = npde
