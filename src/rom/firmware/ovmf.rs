@@ -82,7 +82,9 @@ pub struct OvmfView {
 }
 
 /// Offsets (relative to the BAR) of the images LoadOpRomImage's walk copies, and why it stopped.
-fn walk(bar: &Bar<'_>) -> (Vec<usize>, String) {
+/// `base` is where the BAR starts in the file (for the messages only).
+fn walk(bar: &Bar<'_>, base: usize) -> (Vec<usize>, String) {
+    let at = |o: usize| o + base;
     let mut found = Vec::new();
     if bar.u16(0) != Some(0xAA55) {
         return (found, "no 55AA at offset 0: the ROM is not loaded".into());
@@ -109,7 +111,11 @@ fn walk(bar: &Bar<'_>) -> (Vec<usize>, String) {
         if !bar.is_pcir(offset + ptr) {
             return (
                 found,
-                format!("image at {offset:#x}: no \"PCIR\" at {:#x}", offset + ptr),
+                format!(
+                    "image at {:#x}: no \"PCIR\" at {:#x}",
+                    at(offset),
+                    at(offset + ptr)
+                ),
             );
         }
         let length = usize::from(bar.u16(offset + ptr + 0x10).unwrap_or(0)) * BLOCK;
@@ -127,12 +133,18 @@ fn walk(bar: &Bar<'_>) -> (Vec<usize>, String) {
             return (found, format!("more than {MAX_IMAGES} images"));
         }
         if bar.u8(offset + ptr + 0x15).unwrap_or(0) & 0x80 != 0 {
-            return (found, format!("last-image flag on the image at {offset:#x}"));
+            return (
+                found,
+                format!("last-image flag on the image at {:#x}", at(offset)),
+            );
         }
         if length == 0 {
             return (
                 found,
-                format!("image at {offset:#x} has PCIR image length 0: EDK2's walk would not advance"),
+                format!(
+                    "image at {:#x} has PCIR image length 0: EDK2's walk would not advance",
+                    at(offset)
+                ),
             );
         }
         offset += length;
@@ -294,7 +306,7 @@ pub fn gop_role(img: &Image, rom_class: u32, card: Option<&Card>) -> (GopRole, S
 
 pub fn view(bytes: &[u8], images: &[Image], first: usize, card: Option<&Card>) -> OvmfView {
     let bar = Bar::new(bytes.get(first..).unwrap_or_default());
-    let (offsets, walk_end) = walk(&bar);
+    let (offsets, walk_end) = walk(&bar, first);
     let walked: Vec<Option<usize>> = offsets
         .iter()
         .map(|o| image_at(images, o + first).map(|i| i.index))
