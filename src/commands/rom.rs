@@ -215,6 +215,8 @@ fn print_image<W: Write>(out: &mut Output<W>, i: &Image) -> std::io::Result<()> 
             out.paint(Style::Ok, "GOP driver")
         } else if e.driver_size.is_none() {
             out.paint(Style::Fail, "GOP unknown (driver unreadable)")
+        } else if e.gop_guid {
+            "names GOP but does not provide it".into()
         } else if e.uga_guid {
             "UGA only, no GOP".into()
         } else {

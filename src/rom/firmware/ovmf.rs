@@ -6,7 +6,9 @@
 //! "PCIR", at an image that would run past the ROM size, at the last-image flag, or at the ROM
 //! size. `ProcessOpRomImage` then starts each EFI image (code type 3) of a supported machine type
 //! (X64 OVMF: x64 natively, EBC through its interpreter; IA32, AArch64 and others are skipped)
-//! that is not an EFI application. `LocalLoadFile2` requires the 0x0EF1 signature, a driver
+//! that is not an EFI application (current EDK2 no longer reads the ROM header's machine type:
+//! `LoadImage` decides by the PE header's; checked in QEMU, see tests/firmware_qemu.rs).
+//! `LocalLoadFile2` requires the 0x0EF1 signature, a driver
 //! subsystem, compression type 0 or 1, an init size within the image and the PE offset inside it,
 //! and fails on a stream that does not decompress; `LoadImage` fails on PE headers it cannot read.
 //! It never reads the EFI image's PCIR vendor, device or class.
@@ -161,16 +163,6 @@ fn load(bar: &Bar<'_>, at: usize, img: &Image) -> (Outcome, String) {
     let Some(efi) = &img.efi else {
         return (Outcome::LoadFails, "no EFI header".into());
     };
-    if !supported(efi.machine) {
-        return (
-            Outcome::Skipped,
-            format!(
-                "machine {:#x} ({}): X64 OVMF starts only x64 drivers and EBC ones through its interpreter",
-                efi.machine,
-                machine_name(efi.machine)
-            ),
-        );
-    }
     if efi.subsystem == 10 {
         return (
             Outcome::Skipped,
