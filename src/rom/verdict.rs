@@ -103,7 +103,7 @@ pub fn decide(images: &[Image], end: ChainEnd, prefix: Option<&Prefix>, view: &F
     for s in &seabios.skipped {
         if s.reason.starts_with("the x86 image is for") {
             lines.push(format!(
-                "SeaBIOS will skip the x86 image: {}",
+                "SeaBIOS will skip the x86 image: it {}",
                 &s.reason["the x86 image ".len()..]
             ));
         }
