@@ -107,6 +107,21 @@ mod tests {
     }
 
     #[test]
+    fn nvidia_bmp_version_on_cards_before_bit() {
+        let mut img = vec![0u8; 0x200];
+        img[0x40..0x45].copy_from_slice(b"\xff\x7fNV\x00");
+        img[0x4A..0x4E].copy_from_slice(&[0x01, 0x22, 0x00, 0x05]);
+        let id = nvidia::read(&img, img.len());
+        assert_eq!(
+            (id.table, id.version.as_deref()),
+            (Some("BMP"), Some("05.00.22.01"))
+        );
+        let id = nvidia::read(&img[..0x4C], 0x4C);
+        assert_eq!(id.version, None);
+        assert!(id.notes[0].contains("BMP table at 0x40"), "{:?}", id.notes);
+    }
+
+    #[test]
     fn corrupt_nvidia_tables_give_null_and_a_note() {
         let img = bit_image(200, 0x400, 0x60);
         let id = nvidia::read(&img, img.len());
