@@ -80,7 +80,7 @@ pub fn decide(images: &[Image], end: ChainEnd, prefix: Option<&Prefix>, view: &F
         _ if !display => {
             lines.push("not a display ROM: no pre-boot display expected from it under either firmware".into())
         }
-        _ => lines.push("neither firmware gets pre-boot display from this ROM (see below)".into()),
+        _ => lines.push("neither firmware gets pre-boot display from this ROM".into()),
     }
     // What OVMF does, image by image.
     for e in &ovmf.efi_images {
