@@ -354,3 +354,34 @@ fn vendor_compressed_streams_decode_like_edk2() {
         assert_eq!(&decoded[..2], b"MZ", "{name}");
     }
 }
+
+/// `rom patch` on every dump: the result starts with an image at 0, is the input from the first
+/// image on, and gives the same verdict and identity.
+#[test]
+fn every_real_dump_patches_to_the_same_verdict() {
+    let Some(dir) = real_roms() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    for e in EXPECTED {
+        let input = dir.join(e.file);
+        let out = tmp.path().join(e.file);
+        let o = rom_patch(&input, &out, &[]);
+        assert_eq!(code(&o), 0, "{}: {}", e.file, stderr(&o));
+        let original = std::fs::read(&input).unwrap();
+        assert_eq!(
+            std::fs::read(&out).unwrap(),
+            original[e.prefix as usize..],
+            "{}",
+            e.file
+        );
+        let (before, after) = (parse_json(&input), parse_json(&out));
+        assert_eq!(after["prefix_bytes"], 0, "{}", e.file);
+        for field in ["firmware", "uefi_gop", "gop_image", "gop_version"] {
+            assert_eq!(
+                after["verdict"][field], before["verdict"][field],
+                "{}: {field}",
+                e.file
+            );
+        }
+        assert_eq!(after["identity"], before["identity"], "{}", e.file);
+    }
+}
