@@ -33,11 +33,11 @@ def round_up(n, unit=BLOCK):
     return (n + unit - 1) // unit * unit
 
 
-def pcir(vendor, device, class_code, image_len, code_type, last, revision=3):
+def pcir(vendor, device, class_code, image_len, code_type, last, revision=3, device_list_ptr=0):
     """A 0x18-byte PCI Data Structure."""
     return b"PCIR" + struct.pack(
         "<HHHHB3sHHBBH",
-        vendor, device, 0, 0x18, revision,
+        vendor, device, device_list_ptr, 0x18, revision,
         class_code.to_bytes(3, "little"),
         image_len // BLOCK, 1, code_type, 0x80 if last else 0, 0,
     )
@@ -55,14 +55,20 @@ def fix_checksum(image):
     return bytes(image)
 
 
-def x86_image(vendor, device, class_code, size, last, text=b"vfiotool sample VGA BIOS"):
-    """A legacy image: 55AA, init size, a `retf` entry stub, PCIR at 0x40, some text."""
+def x86_image(vendor, device, class_code, size, last, text=b"vfiotool sample VGA BIOS", device_list=None):
+    """A legacy image: 55AA, init size, a `retf` entry stub, PCIR at 0x40, some text. With
+    `device_list`, a PCIR 3.0 device list (u16 ids, 0-terminated) follows the PCIR record."""
     head = bytearray(0x40)
     head[0:2] = b"\x55\xaa"
     head[2] = size // BLOCK
     head[3] = 0xCB  # retf: the init entry returns at once
     head[0x18:0x1A] = struct.pack("<H", 0x40)
-    body = bytes(head) + pcir(vendor, device, class_code, size, 0, last) + b"IBM VIDEO " + text
+    if device_list is None:
+        body = bytes(head) + pcir(vendor, device, class_code, size, 0, last)
+    else:
+        ids = struct.pack("<%dH" % (len(device_list) + 1), *device_list, 0)
+        body = bytes(head) + pcir(vendor, device, class_code, size, 0, last, device_list_ptr=0x18) + ids
+    body += b"IBM VIDEO " + text
     return fix_checksum(pad(body, size))
 
 
@@ -164,7 +170,37 @@ def samples():
     tu_x86 = x86_image(0x10DE, 0x1F82, 0x030000, 0x8000, last=False, text=b"vfiotool sample Turing-style VGA BIOS")
     tu_efi = efi_image(0x10DE, 0x1F82, 0x030000, MACHINE_X64, nv_driver, True, False, npde_version=0x5000B)
     out["nvidia-turing-style.rom"] = nvgi_header(0x4600, 0x24) + tu_x86 + tu_efi + firmware_image(0x10DE, 0x1F82, 0xE0)
+
+    # Ampere-style: the EFI image's PCIR class is 000000 (EDK2 never reads it); vendor and device
+    # zero too, as some Ampere/Ada ROMs have them.
+    ga_x86 = x86_image(0x10DE, 0x2489, 0x030000, 0x8000, last=False, text=b"vfiotool sample Ampere-style VGA BIOS")
+    ga_efi = efi_image(0x0000, 0x0000, 0x000000, MACHINE_X64, nv_driver, True, True, npde_version=0x60010)
+    out["nvidia-ampere-style.rom"] = ga_x86 + ga_efi
+    # Blackwell-style (RTX 5060 Ti dump): 0x34200 bytes of non-image data without an NVGI header,
+    # two NVIDIA firmware images (code type 0xe0) before the x86 image, the EFI image class 0,
+    # and a second copy of the chain after the last-image flag.
+    gb_fw = firmware_image(0x10DE, 0x2D04, 0xE0, last=False)
+    gb_x86 = x86_image(0x10DE, 0x2D04, 0x030000, 0x8000, last=False, text=b"vfiotool sample Blackwell-style VGA BIOS")
+    gb_efi = efi_image(0x10DE, 0x2D04, 0x000000, MACHINE_X64, nv_driver, True, True, npde_version=0xA0012)
+    chain = gb_fw + gb_fw + gb_x86 + gb_efi
+    out["nvidia-blackwell-style.rom"] = junk_prefix(rng, 0x34200) + chain + chain
+    # A romfile for another board variant: the x86 image is for 10de:2484 (the card is 10de:2489).
+    out["mismatched-ids.rom"] = x86_image(0x10DE, 0x2484, 0x030000, 0x8000, last=False) + efi_image(
+        0x10DE, 0x2484, 0x030000, MACHINE_X64, nv_driver, True, True, npde_version=0x60010
+    )
+    # PCIR 3.0 device list naming 2489 and 2486 on an image whose PCIR device is 2484.
+    out["pcir3-device-list.rom"] = x86_image(0x10DE, 0x2484, 0x030000, 0x8000, last=True, device_list=[0x2489, 0x2486])
     return out
+
+
+def junk_prefix(rng, size):
+    """Non-image bytes (no NVGI, no 512-aligned 55AA), like the firmware area of newer dumps."""
+    data = bytearray(rng.getrandbits(8) for _ in range(size))
+    data[0:4] = b"\x4e\x56\xff\xff"
+    for off in range(0, size, BLOCK):
+        if data[off:off + 2] == b"\x55\xaa":
+            data[off] = 0
+    return bytes(data)
 
 
 def nvgi_header(size, offset_field):
@@ -175,13 +211,13 @@ def nvgi_header(size, offset_field):
     return bytes(head)
 
 
-def firmware_image(vendor, device, code_type, size=0x1000):
+def firmware_image(vendor, device, code_type, size=0x1000, last=True):
     """A non-x86, non-EFI image (NVIDIA's 0x70/0xe0 firmware images): 55AA, PCIR, last flag."""
     head = bytearray(0x40)
     head[0:2] = b"\x55\xaa"
     head[2] = size // BLOCK
     head[0x18:0x1A] = struct.pack("<H", 0x40)
-    body = bytes(head) + pcir(vendor, device, 0x030000, size, code_type, True) + b"vfiotool sample firmware image"
+    body = bytes(head) + pcir(vendor, device, 0x030000, size, code_type, last) + b"vfiotool sample firmware image"
     return fix_checksum(pad(body, size))
 
 

@@ -290,6 +290,14 @@ pub struct RomParseArgs {
     /// Exit with code 1 unless every file has a reachable UEFI GOP driver.
     #[arg(long)]
     pub require_gop: bool,
+
+    /// The card the ROM is for (01:00.0): compare the ROM's ids with the card's (sysfs, or
+    /// --root/--sysfs-root) the way SeaBIOS does, and judge GOP by the card's class.
+    #[arg(long, value_name = "BDF")]
+    pub device: Option<String>,
+
+    #[command(flatten)]
+    pub root: RootArgs,
 }
 
 #[derive(Debug, Args)]

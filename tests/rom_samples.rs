@@ -82,7 +82,7 @@ fn ebc_uga_driver_is_efi_but_no_gop() {
     assert_eq!(doc["verdict"]["firmware"], "seabios");
     let o = run(&["rom", "parse", sample("efi-uga-ebc.rom").to_str().unwrap()]);
     assert!(
-        stdout(&o).contains("EFI, but no GOP: a UGA-only (Apple) driver"),
+        stdout(&o).contains("OVMF loads it: ebc compressed driver: loaded and started; installs no GOP: a UGA-only (Apple) driver"),
         "{}",
         stdout(&o)
     );
@@ -99,11 +99,18 @@ fn image_after_last_flag_is_unreachable() {
         imgs[1]["efi"]["gop"], true,
         "it is a GOP driver, just not reachable"
     );
+    assert_eq!(
+        doc["firmware_view"]["ovmf"]["efi_images"][0]["outcome"],
+        "not_reached"
+    );
+    assert_eq!(doc["firmware_view"]["ovmf"]["walked"], serde_json::json!([0]));
     assert_eq!(doc["verdict"]["uefi_gop"], false);
     assert_eq!(doc["verdict"]["efi_unreachable"], true);
     let o = run(&["rom", "parse", sample("efi-after-last.rom").to_str().unwrap()]);
     assert!(
-        stdout(&o).contains("lies after the last-image flag"),
+        stdout(&o).contains(
+            "OVMF never reaches it: its walk stops before it (last-image flag on the image at 0x0)"
+        ),
         "{}",
         stdout(&o)
     );
@@ -115,7 +122,16 @@ fn bad_checksum_is_reported_not_rejected() {
     let i = &images(&doc)[0];
     assert_eq!(i["checksum_ok"], false);
     assert_ne!(i["checksum"], 0);
-    assert_eq!(doc["verdict"]["firmware"], "seabios");
+    // SeaBIOS's is_valid_rom refuses it (etc/optionroms-checksum defaults to 1 under QEMU).
+    assert_eq!(doc["firmware_view"]["seabios"]["image"], 0);
+    assert_eq!(doc["firmware_view"]["seabios"]["runs"], false);
+    assert_eq!(doc["verdict"]["firmware"], "none");
+    let o = run(&["rom", "parse", sample("bad-checksum.rom").to_str().unwrap()]);
+    assert!(
+        stdout(&o).contains("SeaBIOS refuses it (\"bad checksum\""),
+        "{}",
+        stdout(&o)
+    );
 }
 
 #[test]
@@ -142,7 +158,14 @@ fn network_efi_driver_naming_gop_is_not_a_gop_driver() {
     assert_eq!(doc["verdict"]["display"], false);
     assert_eq!(doc["verdict"]["uefi_gop"], false);
     let o = run(&["rom", "parse", sample("net-efi.rom").to_str().unwrap()]);
-    assert!(stdout(&o).contains("not a display driver"), "{}", stdout(&o));
+    let ovmf = &doc["firmware_view"]["ovmf"]["efi_images"][0];
+    assert_eq!(ovmf["outcome"], "loaded", "OVMF does start it");
+    assert_eq!(ovmf["gop"], "uses_only");
+    assert!(
+        stdout(&o).contains("names GOP, but this is a network ROM (first image class 020000)"),
+        "{}",
+        stdout(&o)
+    );
 }
 
 #[test]
@@ -332,7 +355,7 @@ fn samples_are_reproduced_by_the_generator() {
             count += 1;
         }
     }
-    assert_eq!(count, 11, "every sample is checked");
+    assert_eq!(count, 15, "every sample is checked");
 }
 
 /// Kepler/Maxwell (NVGI 0x600), Pascal (0xa00) and Turing-style (0x4600, with the header's
@@ -372,4 +395,159 @@ fn patch_cuts_every_nvidia_generation_by_pcir_not_by_the_header_field() {
         (Some(0xE0), Some("nvidia_fw"))
     );
     assert_eq!(fw["reachable"], true);
+}
+
+/// A sysfs tree with one PCI function whose config space holds these ids and class.
+fn fake_sysfs(vendor: u16, device: u16, class: u32, subsystem: (u16, u16)) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let dev = dir.path().join("bus/pci/devices/0000:01:00.0");
+    fs::create_dir_all(&dev).unwrap();
+    let mut config = vec![0u8; 64];
+    config[0..2].copy_from_slice(&vendor.to_le_bytes());
+    config[2..4].copy_from_slice(&device.to_le_bytes());
+    config[9..12].copy_from_slice(&class.to_le_bytes()[..3]);
+    config[0x2c..0x2e].copy_from_slice(&subsystem.0.to_le_bytes());
+    config[0x2e..0x30].copy_from_slice(&subsystem.1.to_le_bytes());
+    fs::write(dev.join("config"), config).unwrap();
+    dir
+}
+
+fn parse_for(rom: &str, sysfs: &std::path::Path, json: bool) -> std::process::Output {
+    let path = sample(rom);
+    let mut args = vec!["rom", "parse", "--device", "01:00.0", "--sysfs-root"];
+    args.push(sysfs.to_str().unwrap());
+    if json {
+        args.push("--json");
+    }
+    args.push(path.to_str().unwrap());
+    run(&args)
+}
+
+#[test]
+fn ampere_style_zero_class_efi_image_is_a_gop_driver() {
+    let doc = parse_json(&sample("nvidia-ampere-style.rom"));
+    let efi_img = &images(&doc)[1];
+    assert_eq!(efi_img["class_code"], 0);
+    assert_eq!(efi_img["vendor_id"], 0);
+    assert_eq!(efi_img["efi"]["gop"], true);
+    let ovmf = &doc["firmware_view"]["ovmf"];
+    assert_eq!(ovmf["rom_accepted"], true);
+    assert_eq!(ovmf["loaded"], serde_json::json!([1]));
+    assert_eq!(ovmf["gop_driver"], 1);
+    assert_eq!(ovmf["efi_images"][0]["gop"], "provides");
+    assert_eq!(doc["verdict"]["firmware"], "ovmf");
+    assert_eq!(doc["verdict"]["gop_version"], "0x60010");
+}
+
+#[test]
+fn blackwell_style_prefix_firmware_images_and_second_copy() {
+    let doc = parse_json(&sample("nvidia-blackwell-style.rom"));
+    assert_eq!(doc["prefix_bytes"], 0x34200);
+    assert_eq!(doc["prefix"]["kind"], "unknown");
+    let imgs = images(&doc);
+    let types: Vec<u64> = imgs.iter().map(|i| i["code_type"].as_u64().unwrap()).collect();
+    assert_eq!(types, [0xe0, 0xe0, 0, 3, 0xe0, 0xe0, 0, 3]);
+    let reachable: Vec<bool> = imgs.iter().map(|i| i["reachable"].as_bool().unwrap()).collect();
+    assert_eq!(reachable, [true, true, true, true, false, false, false, false]);
+    let v = &doc["firmware_view"];
+    assert_eq!(v["ovmf"]["rom_accepted"], false, "as given, no 55AA at offset 0");
+    assert_eq!(v["ovmf"]["judged_after_cut"], true);
+    assert_eq!(v["ovmf"]["walked"], serde_json::json!([0, 1, 2, 3]));
+    assert_eq!(v["ovmf"]["gop_driver"], 3);
+    assert_eq!(v["seabios"]["image"], 2);
+    assert_eq!(v["seabios"]["skipped"].as_array().unwrap().len(), 2);
+    assert_eq!(doc["verdict"]["nvidia_header"], true);
+    assert_eq!(doc["verdict"]["efi_unreachable"], true);
+
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("gb.rom");
+    let o = rom_patch(&sample("nvidia-blackwell-style.rom"), &out, &[]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let input = fs::read(sample("nvidia-blackwell-style.rom")).unwrap();
+    assert_eq!(
+        fs::read(&out).unwrap(),
+        input[0x34200..],
+        "the cut keeps the whole chain"
+    );
+    let patched = parse_json(&out);
+    assert_eq!(patched["prefix_bytes"], 0);
+    assert_eq!(patched["firmware_view"]["ovmf"]["rom_accepted"], true);
+    assert_eq!(patched["firmware_view"]["ovmf"]["gop_driver"], 3);
+    assert_eq!(patched["firmware_view"]["seabios"]["image"], 2);
+    assert_eq!(patched["firmware_view"]["seabios"]["runs"], true);
+    assert_eq!(patched["verdict"]["firmware"], doc["verdict"]["firmware"]);
+}
+
+#[test]
+fn mismatched_ids_get_their_own_verdict_line() {
+    let sys = fake_sysfs(0x10de, 0x2489, 0x030000, (0x1458, 0x4053));
+    let o = parse_for("mismatched-ids.rom", sys.path(), true);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let doc: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let m = &doc["device_match"];
+    assert_eq!(m["matches"], false);
+    assert_eq!(m["rom"], "10de:2484");
+    assert_eq!(m["card"]["device_id"], 0x2489);
+    assert_eq!(m["card"]["subsystem_vendor_id"], 0x1458);
+    assert_eq!(doc["firmware_view"]["seabios"]["ids_from"], "device");
+    assert_eq!(doc["firmware_view"]["seabios"]["runs"], false);
+    assert_eq!(
+        doc["firmware_view"]["ovmf"]["gop_driver"], 1,
+        "OVMF never reads the ids"
+    );
+    assert_eq!(doc["verdict"]["firmware"], "ovmf");
+    let o = parse_for("mismatched-ids.rom", sys.path(), false);
+    let text = stdout(&o);
+    assert!(
+        text.contains("SeaBIOS will skip the x86 image: it is for 10de:2484, the card is 10de:2489"),
+        "{text}"
+    );
+    // The same ROM for its own card matches.
+    let own = fake_sysfs(0x10de, 0x2484, 0x030000, (0, 0));
+    let doc: Value =
+        serde_json::from_slice(&parse_for("mismatched-ids.rom", own.path(), true).stdout).unwrap();
+    assert_eq!(doc["device_match"]["matches"], true);
+    assert_eq!(doc["firmware_view"]["seabios"]["runs"], true);
+    // Without --device there is no device_match at all.
+    assert!(parse_json(&sample("mismatched-ids.rom"))
+        .get("device_match")
+        .is_none());
+}
+
+#[test]
+fn pcir3_device_list_is_reported_but_seabios_compares_the_pcir_device_only() {
+    let doc = parse_json(&sample("pcir3-device-list.rom"));
+    assert_eq!(
+        images(&doc)[0]["device_list"],
+        serde_json::json!([0x2489, 0x2486])
+    );
+    let sys = fake_sysfs(0x10de, 0x2489, 0x030000, (0, 0));
+    let o = parse_for("pcir3-device-list.rom", sys.path(), true);
+    let doc: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(doc["device_match"]["matches"], false);
+    assert_eq!(doc["device_match"]["in_device_list_only"], true);
+    assert_eq!(doc["firmware_view"]["seabios"]["runs"], false);
+    assert_eq!(doc["verdict"]["firmware"], "none");
+    let text = stdout(&parse_for("pcir3-device-list.rom", sys.path(), false));
+    assert!(
+        text.contains("SeaBIOS compares only the PCIR device id"),
+        "{text}"
+    );
+}
+
+#[test]
+fn network_card_class_makes_a_gop_naming_driver_a_consumer() {
+    // The GOP judgement uses the card's class when the device is known.
+    let net = fake_sysfs(0x8086, 0x100e, 0x020000, (0, 0));
+    let doc: Value = serde_json::from_slice(&parse_for("x86-efi-gop.rom", net.path(), true).stdout).unwrap();
+    assert_eq!(doc["firmware_view"]["ovmf"]["efi_images"][0]["gop"], "uses_only");
+    assert_eq!(doc["verdict"]["uefi_gop"], false);
+}
+
+#[test]
+fn rom_parse_device_errors_name_the_path() {
+    let empty = tempfile::tempdir().unwrap();
+    let o = parse_for("x86-only.rom", empty.path(), false);
+    assert_ne!(code(&o), 0);
+    assert!(stderr(&o).contains("0000:01:00.0"), "{}", stderr(&o));
 }

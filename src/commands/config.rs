@@ -62,6 +62,10 @@ fn group_siblings(groups: &Groups, devices: &[Device]) -> Vec<String> {
 /// device's own ROM read through sysfs (function 0; needs root, and the ROM BAR is always
 /// disabled again).
 fn firmware_for(args: &ConfigArgs, first: &PciAddress, json: bool) -> Result<(Firmware, String)> {
+    // The card the ROM is for: SeaBIOS's id match and the GOP judgement use it.
+    let card = crate::pci::device::Device::read(&SysfsRoot::new(args.root.sysfs()), first)
+        .ok()
+        .map(|d| super::rom::card_of(&d));
     if let Some(choice) = args.firmware {
         let f = match choice {
             FirmwareChoice::Ovmf => Firmware::Ovmf,
@@ -72,8 +76,8 @@ fn firmware_for(args: &ConfigArgs, first: &PciAddress, json: bool) -> Result<(Fi
     let (analysis, source) = match args.rom.as_ref().or(args.romfile.as_ref()) {
         Some(rom_path) => {
             let bytes = fsutil::read_input(rom_path)?;
-            let analysis =
-                rom::analyze(&bytes).map_err(|e| Error::bad_input(format!("{}: {e}", rom_path.display())))?;
+            let analysis = rom::analyze_for(&bytes, card.as_ref())
+                .map_err(|e| Error::bad_input(format!("{}: {e}", rom_path.display())))?;
             (analysis, rom_path.display().to_string())
         }
         None if args.root.sysfs_root.is_some() && args.root.root.is_none() => {
@@ -98,7 +102,10 @@ fn firmware_for(args: &ConfigArgs, first: &PciAddress, json: bool) -> Result<(Fi
             (dump.analysis, format!("the ROM of {first}"))
         }
     };
-    let line = analysis.verdict.lines.first().cloned().unwrap_or_default();
+    let mut line = analysis.verdict.lines.first().cloned().unwrap_or_default();
+    if let Some(m) = analysis.device_match.as_ref().filter(|m| !m.matches) {
+        line = format!("{line}; {}", m.line);
+    }
     let f = if analysis.verdict.uefi_gop {
         Firmware::Ovmf
     } else {

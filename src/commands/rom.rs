@@ -9,8 +9,31 @@ use crate::cli::{RomParseArgs, RomPatchArgs};
 use crate::error::{Error, ExitKind, Result};
 use crate::fsutil;
 use crate::output::{ErrorDoc, Output, Style};
+use crate::pci::address::PciAddress;
+use crate::pci::device::Device;
+use crate::pci::sysfs::SysfsRoot;
 use crate::rom::patch::{self, PatchError};
-use crate::rom::{self, Image, RomAnalysis};
+use crate::rom::{self, Card, Image, RomAnalysis};
+
+/// The ids and class of a PCI function, as the ROM model compares them.
+pub fn card_of(d: &Device) -> Card {
+    Card {
+        vendor_id: d.vendor_id,
+        device_id: d.device_id,
+        subsystem_vendor_id: d.subsystem_vendor_id,
+        subsystem_device_id: d.subsystem_device_id,
+        class_code: d.class_code,
+    }
+}
+
+/// The card named by `--device`, read from sysfs (or the tree given with --root).
+fn card_from_args(args: &RomParseArgs) -> Result<Option<Card>> {
+    let Some(spec) = &args.device else { return Ok(None) };
+    let addr = PciAddress::parse(spec).map_err(|e| Error::usage(e.to_string()))?;
+    let root = SysfsRoot::new(args.root.sysfs());
+    let device = Device::read(&root, &addr)?;
+    Ok(Some(card_of(&device)))
+}
 
 /// One `vfiotool.rom/1` document.
 #[derive(Serialize)]
@@ -32,10 +55,12 @@ fn display_name(path: &Path) -> String {
 pub fn parse<W: Write>(args: &RomParseArgs, out: &mut Output<W>) -> Result<ExitKind> {
     let mut worst = ExitKind::Success;
     let single = args.files.len() == 1;
+    let card = card_from_args(args)?;
     for path in &args.files {
         let name = display_name(path);
-        let outcome = fsutil::read_input(path)
-            .and_then(|bytes| rom::analyze(&bytes).map_err(|e| Error::bad_input(format!("{name}: {e}"))));
+        let outcome = fsutil::read_input(path).and_then(|bytes| {
+            rom::analyze_for(&bytes, card.as_ref()).map_err(|e| Error::bad_input(format!("{name}: {e}")))
+        });
         let analysis = match outcome {
             Ok(a) => a,
             Err(err) if single => return Err(err),
@@ -100,6 +125,22 @@ fn print_human<W: Write>(out: &mut Output<W>, name: &str, a: &RomAnalysis) -> st
         let line = out.paint(Style::Warn, &format!("  note: {note}"));
         writeln!(out.out, "{line}")?;
     }
+    if let Some(id) = identity_line(a) {
+        writeln!(out.out, "  vbios: {id}")?;
+    }
+    if let Some(m) = &a.device_match {
+        let style = if m.matches { Style::Ok } else { Style::Fail };
+        let card = format!(
+            "card {}{}",
+            m.card.ids(),
+            match (m.card.subsystem_vendor_id, m.card.subsystem_device_id) {
+                (Some(v), Some(d)) => format!(" (subsystem {v:04x}:{d:04x})"),
+                _ => String::new(),
+            }
+        );
+        let line = out.paint(style, &m.line);
+        writeln!(out.out, "  device: {card}: {line}")?;
+    }
     for (i, line) in a.verdict.lines.iter().enumerate() {
         let style = if i == 0 && a.verdict.uefi_gop {
             Style::Ok
@@ -110,6 +151,19 @@ fn print_human<W: Write>(out: &mut Output<W>, name: &str, a: &RomAnalysis) -> st
         writeln!(out.out, "  verdict: {text}")?;
     }
     Ok(())
+}
+
+/// "nvidia 94.04.6b.00.16, built 07/14/21" and the like.
+fn identity_line(a: &RomAnalysis) -> Option<String> {
+    let id = &a.identity;
+    let vendor = id.vendor?;
+    let mut parts = vec![vendor.to_string()];
+    parts.extend(id.version.iter().map(|v| format!("version {v}")));
+    parts.extend(id.part_number.iter().map(|p| format!("part {p}")));
+    parts.extend(id.build_date.iter().map(|d| format!("built {d}")));
+    parts.extend(id.name.iter().map(|n| format!("\"{n}\"")));
+    parts.extend(id.notes.iter().map(|n| format!("note: {n}")));
+    Some(parts.join(", "))
 }
 
 fn print_image<W: Write>(out: &mut Output<W>, i: &Image) -> std::io::Result<()> {
@@ -161,6 +215,8 @@ fn print_image<W: Write>(out: &mut Output<W>, i: &Image) -> std::io::Result<()> 
             out.paint(Style::Ok, "GOP driver")
         } else if e.driver_size.is_none() {
             out.paint(Style::Fail, "GOP unknown (driver unreadable)")
+        } else if e.gop_guid {
+            "names GOP but does not provide it".into()
         } else if e.uga_guid {
             "UGA only, no GOP".into()
         } else {

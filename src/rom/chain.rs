@@ -30,6 +30,11 @@ pub struct Image {
     pub device_id: u16,
     pub class_code: u32,
     pub pcir_revision: u8,
+    /// The PCIR 3.0 device list (other device ids the image claims), empty when absent. Neither
+    /// firmware reads it: SeaBIOS compares only the PCIR device id, EDK2 no id at all.
+    pub device_list: Vec<u16>,
+    /// Offset of the PCIR record within the image (the u16 at 0x18).
+    pub pcir_offset: usize,
     pub code_revision: u16,
     pub last: bool,
     /// Firmware walking the chain from the first image reaches this image.
@@ -97,6 +102,7 @@ fn image(rom: &Reader<'_>, index: usize, offset: usize, pcir: Pcir, reachable: b
     let checksum = bytes.iter().fold(0u8, |acc, b| acc.wrapping_add(*b));
     let init_size = usize::from(rom.u8("init_size", offset + 2).unwrap_or(0)) * BLOCK;
     let npde = pcir::npde(rom, offset, &pcir);
+    let device_list = pcir::device_list(rom, offset, &pcir).unwrap_or_default();
     let mut problems = Vec::new();
     if pcir.length < 0x18 {
         problems.push(format!(
@@ -129,6 +135,8 @@ fn image(rom: &Reader<'_>, index: usize, offset: usize, pcir: Pcir, reachable: b
         device_id: pcir.device_id,
         class_code: pcir.class_code,
         pcir_revision: pcir.revision,
+        device_list,
+        pcir_offset: pcir.offset,
         code_revision: pcir.code_revision,
         last: pcir.last(),
         reachable,

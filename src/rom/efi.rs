@@ -58,7 +58,7 @@ pub struct EfiImage {
     pub pe: Option<PeInfo>,
     /// Disagreements and header problems, one line each.
     pub problems: Vec<String>,
-    /// A GOP driver: display class and the GOP protocol GUID in the driver.
+    /// A GOP driver: names the GOP protocol and provides it, judged with the ROM it sits in.
     pub gop: bool,
     pub gop_guid: bool,
     pub uga_guid: bool,
@@ -93,7 +93,7 @@ pub fn driver_bytes(image: &[u8]) -> Result<Vec<u8>, String> {
 }
 
 /// Analyse the EFI image whose bytes (as far as the file holds them) are `image`.
-pub fn analyse(image: &[u8], pcir: &Pcir, npde: Option<&Npde>) -> EfiImage {
+pub fn analyse(image: &[u8], _pcir: &Pcir, npde: Option<&Npde>) -> EfiImage {
     let r = Reader::new(image);
     let signature = r.u32("EFI.signature", 0x04).unwrap_or(0);
     let subsystem = r.u16("EFI.subsystem", 0x08).unwrap_or(0);
@@ -136,13 +136,13 @@ pub fn analyse(image: &[u8], pcir: &Pcir, npde: Option<&Npde>) -> EfiImage {
     let driver_slice = driver.as_deref().unwrap_or_default();
     let gop_guid = gop::contains(driver_slice, &gop::GOP_GUID);
     let uga_guid = gop::contains(driver_slice, &gop::UGA_GUID);
-    let gop = gop_guid && pcir.base_class() == 0x03;
+    // Provisional: `rom::analyze` settles it with the ROM the image sits in (an Ampere EFI image
+    // has class 0 in a display ROM; iPXE names GOP in a network ROM).
+    let gop = gop_guid;
     // NVIDIA keeps the version in the NPDE record (what nvflash shows as "UEFI Version");
     // others (AMD) print it into the driver as a string.
-    let npde_version = npde
-        .and_then(|n| n.version)
-        .filter(|_| pcir.vendor_id == 0x10DE)
-        .map(|v| format!("0x{v:X}"));
+    // NPDE is NVIDIA's alone; Ampere and later may leave the EFI image's PCIR vendor zero.
+    let npde_version = npde.and_then(|n| n.version).map(|v| format!("0x{v:X}"));
     let version_string = gop.then(|| gop::amd_version_string(driver_slice)).flatten();
     let gop_version = match (&npde_version, &version_string) {
         _ if !gop => None,

@@ -90,6 +90,15 @@ pub fn patch(input: &[u8], fix_checksum: bool) -> Result<Patched, PatchError> {
             bad.index, bad.offset
         )));
     }
+    // The cut must leave what the firmware would do unchanged: the same GOP driver and, unless
+    // a checksum was fixed on purpose, the same firmware verdict.
+    let (b, r) = (&before.verdict, &result.verdict);
+    if b.gop_image != r.gop_image || (checksum_fixes.is_empty() && b.firmware != r.firmware) {
+        return Err(PatchError::InvalidResult(format!(
+            "the result's verdict differs from the input's (firmware {} -> {}, GOP image {:?} -> {:?})",
+            b.firmware, r.firmware, b.gop_image, r.gop_image
+        )));
+    }
     Ok(Patched {
         removed_bytes: cut,
         removed: before.prefix,

@@ -37,6 +37,32 @@ pub struct Pcir {
     pub code_revision: u16,
     pub code_type: u8,
     pub indicator: u8,
+    /// The PCIR 3.0 device-list pointer (+0x08), relative to the PCIR record; 0 when none.
+    pub device_list_pointer: u16,
+}
+
+/// A bound on the PCIR 3.0 device list: more ids than this means the list is garbage.
+pub const MAX_DEVICE_LIST: usize = 64;
+
+/// The PCIR 3.0 device list: u16 device ids from PCIR + pointer, ended by 0. Only PCIR revision
+/// 3 defines the pointer; neither EDK2 nor SeaBIOS reads the list (they are reported, not used
+/// for matching). Returns None when there is no list or it leaves the data without an end.
+pub fn device_list(rom: &Reader<'_>, image_offset: usize, pcir: &Pcir) -> Option<Vec<u16>> {
+    if pcir.revision < 3 || pcir.device_list_pointer == 0 {
+        return None;
+    }
+    let start = image_offset
+        .checked_add(pcir.offset)?
+        .checked_add(usize::from(pcir.device_list_pointer))?;
+    let mut ids = Vec::new();
+    for i in 0..MAX_DEVICE_LIST {
+        let id = rom.u16("PCIR.device_list", start + 2 * i).ok()?;
+        if id == 0 {
+            return Some(ids);
+        }
+        ids.push(id);
+    }
+    None
 }
 
 impl Pcir {
@@ -135,6 +161,7 @@ pub fn probe(rom: &Reader<'_>, offset: usize) -> Result<Pcir, NotAnImage> {
     let cut = |_| NotAnImage::PcirTruncated { pointer };
     let vendor_id = rom.u16("PCIR.vendor_id", at + 0x04).map_err(cut)?;
     let device_id = rom.u16("PCIR.device_id", at + 0x06).map_err(cut)?;
+    let device_list_pointer = rom.u16("PCIR.device_list_pointer", at + 0x08).map_err(cut)?;
     let length = rom.u16("PCIR.length", at + 0x0A).map_err(cut)?;
     let revision = rom.u8("PCIR.revision", at + 0x0C).map_err(cut)?;
     let class = rom.bytes("PCIR.class_code", at + 0x0D, 3).map_err(cut)?;
@@ -157,6 +184,7 @@ pub fn probe(rom: &Reader<'_>, offset: usize) -> Result<Pcir, NotAnImage> {
         code_revision,
         code_type,
         indicator,
+        device_list_pointer,
     })
 }
 

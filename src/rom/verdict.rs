@@ -1,29 +1,34 @@
-//! The answer a user acts on: will OVMF show pre-boot output from this ROM, or is SeaBIOS the
-//! choice, and what to do about it.
+//! The answer a user acts on, in the firmware's terms: what OVMF and SeaBIOS will each do with
+//! this ROM (from [`super::firmware`]), which one gives pre-boot output, and what to do about it.
 //!
-//! `firmware` is about pre-boot display: "ovmf" when a reachable x64 GOP driver exists,
-//! "seabios" when a reachable legacy x86 image exists, "none" otherwise.
+//! `firmware` is about pre-boot display: "ovmf" when OVMF loads a driver that provides GOP,
+//! "seabios" when SeaBIOS runs an x86 VGA BIOS from it, "none" otherwise.
 
 use serde::Serialize;
 
 use super::chain::{ChainEnd, Image};
-use super::efi::MACHINE_X64;
+use super::firmware::ovmf::Outcome;
+use super::firmware::FirmwareView;
 use super::Prefix;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Verdict {
+    /// OVMF loads a driver from this ROM that provides GOP (judged after the cut when the file
+    /// has a prefix).
     pub uefi_gop: bool,
+    /// The chain holds a reachable x86 image.
     pub legacy_x86: bool,
     /// "ovmf", "seabios" or "none".
     pub firmware: &'static str,
-    /// The index of the reachable GOP driver image.
+    /// The index of the GOP driver OVMF loads.
     pub gop_image: Option<usize>,
     pub gop_version: Option<String>,
     /// An EFI image lies after the image with the last-image flag.
     pub efi_unreachable: bool,
     /// The file ends before the chain does.
     pub truncated: bool,
-    /// The file starts with an NVIDIA dump header: cut it with `rom patch` before use.
+    /// The file starts with an NVIDIA dump header or other bytes before an NVIDIA image: cut
+    /// them with `rom patch` before use.
     pub nvidia_header: bool,
     /// Some image has display class (base class 03).
     pub display: bool,
@@ -31,25 +36,10 @@ pub struct Verdict {
     pub lines: Vec<String>,
 }
 
-fn class_name(base: u8) -> &'static str {
-    match base {
-        0x01 => "storage",
-        0x02 => "network",
-        0x03 => "display",
-        0x0C => "serial bus",
-        _ => "other",
-    }
-}
-
-pub fn decide(images: &[Image], end: ChainEnd, prefix: Option<&Prefix>) -> Verdict {
-    let reachable = || images.iter().filter(|i| i.reachable);
-    let is_gop_x64 = |i: &&Image| {
-        i.efi
-            .as_ref()
-            .is_some_and(|e| e.gop && e.pe_ok && e.machine == MACHINE_X64)
-    };
-    let gop = reachable().find(is_gop_x64);
-    let legacy_x86 = reachable().any(|i| i.code_type == 0x00);
+pub fn decide(images: &[Image], end: ChainEnd, prefix: Option<&Prefix>, view: &FirmwareView) -> Verdict {
+    let (ovmf, seabios) = (&view.ovmf, &view.seabios);
+    let gop = ovmf.gop_driver.and_then(|i| images.get(i));
+    let legacy_x86 = images.iter().any(|i| i.reachable && i.code_type == 0x00);
     let display = images.iter().any(|i| (i.class_code >> 16) as u8 == 0x03);
     let truncated = matches!(end, ChainEnd::Truncated | ChainEnd::EndOfFile);
     let efi_unreachable = images.iter().any(|i| !i.reachable && i.efi.is_some());
@@ -57,77 +47,93 @@ pub fn decide(images: &[Image], end: ChainEnd, prefix: Option<&Prefix>) -> Verdi
         || (prefix.is_some() && images.first().is_some_and(|i| i.vendor_id == 0x10DE));
     let firmware = if gop.is_some() {
         "ovmf"
-    } else if legacy_x86 {
+    } else if seabios.display {
         "seabios"
     } else {
         "none"
     };
+    let gop_version = gop
+        .and_then(|g| g.efi.as_ref())
+        .and_then(|e| e.gop_version.clone());
+    let after_cut = if prefix.is_some() {
+        " (after `rom patch`)"
+    } else {
+        ""
+    };
 
     let mut lines = Vec::new();
-    if let Some(g) = gop {
-        let version = g
-            .efi
-            .as_ref()
-            .and_then(|e| e.gop_version.as_deref())
-            .map(|v| format!(", version {v}"))
-            .unwrap_or_default();
-        lines.push(format!(
-            "UEFI GOP driver reachable (image {} at {:#x}{version}) -> OVMF (q35) will show pre-boot output",
-            g.index, g.offset
-        ));
-    } else {
-        for i in images.iter().filter(|i| i.efi.is_some()) {
-            let Some(e) = &i.efi else { continue };
-            let what = if !i.reachable {
-                if e.gop {
-                    "a GOP driver, but it lies after the last-image flag: firmware never loads it"
-                } else {
-                    "after the last-image flag: firmware never loads it"
-                }
-            } else if (i.class_code >> 16) as u8 != 0x03 {
-                "not a display driver"
-            } else if e.driver_size.is_none() {
-                "its driver could not be read (see problems): cannot tell whether it is a GOP driver"
-            } else if e.gop && e.machine != MACHINE_X64 {
-                "a GOP driver, but not for x64: OVMF cannot run it"
-            } else if e.gop {
-                "a GOP driver, but its PE headers are not sound (see problems)"
-            } else if e.uga_guid {
-                "EFI, but no GOP: a UGA-only (Apple) driver gives no display under OVMF"
-            } else if e.machine == super::efi::MACHINE_EBC {
-                "EFI, but no GOP: an EBC driver without GOP gives no display under OVMF"
-            } else {
-                "EFI, but no GOP protocol in the driver"
-            };
+    // The summary first.
+    match (gop, firmware) {
+        (Some(g), _) => {
+            let version = gop_version
+                .as_deref()
+                .map(|v| format!(", version {v}"))
+                .unwrap_or_default();
             lines.push(format!(
-                "EFI image {} at {:#x} ({} class, {}): {what}",
-                i.index,
-                i.offset,
-                class_name((i.class_code >> 16) as u8),
-                e.machine_name
+                "UEFI GOP driver reachable (image {} at {:#x}{version}) -> OVMF (q35) will show pre-boot output{after_cut}",
+                g.index, g.offset
             ));
         }
-        if truncated {
-            lines.push(
-                "dump looks truncated (UEFI part missing): dump the ROM again, or use a full ROM file".into(),
-            );
+        (None, "seabios") => lines.push(
+            "no reachable GOP -> SeaBIOS, or find a ROM with UEFI support and pass it as romfile".into(),
+        ),
+        _ if !display => {
+            lines.push("not a display ROM: no pre-boot display expected from it under either firmware".into())
         }
-        if !display {
-            lines
-                .push("not a display ROM: no pre-boot display expected from it under either firmware".into());
-        } else if legacy_x86 {
-            lines.push(
-                "no reachable GOP -> SeaBIOS, or find a ROM with UEFI support and pass it as romfile".into(),
-            );
-        } else {
-            lines
-                .push("no reachable GOP and no legacy x86 image -> no pre-boot display from this ROM".into());
+        _ => lines.push("neither firmware gets pre-boot display from this ROM".into()),
+    }
+    // What OVMF does, image by image.
+    for e in &ovmf.efi_images {
+        let idx = e.image.map(|i| i.to_string()).unwrap_or_else(|| "?".into());
+        let what = match e.outcome {
+            Outcome::Loaded => "OVMF loads it",
+            Outcome::Skipped => "OVMF skips it",
+            Outcome::LoadFails => "OVMF fails to load it",
+            Outcome::NotReached => "OVMF never reaches it",
+        };
+        lines.push(format!(
+            "EFI image {idx} at {:#x}: {what}: {}",
+            e.offset, e.reason
+        ));
+    }
+    if ovmf.efi_images.is_empty() {
+        lines.push("OVMF: no EFI image in this ROM, so no pre-boot display under OVMF".into());
+    }
+    // What SeaBIOS does.
+    for s in &seabios.skipped {
+        if s.reason.starts_with("the x86 image is for") {
+            lines.push(format!(
+                "SeaBIOS will skip the x86 image: it {}",
+                &s.reason["the x86 image ".len()..]
+            ));
         }
     }
-    if nvidia_header {
-        let bytes = prefix.map(|p| p.bytes).unwrap_or_default();
+    let who = match seabios.ids_from {
+        super::firmware::seabios::IdsFrom::Device => "the card",
+        _ => "the card the ROM names",
+    };
+    let sb = match (seabios.runs, &seabios.card) {
+        (true, Some(card)) => format!("SeaBIOS {} for {who} {card}{after_cut}", seabios.reason),
+        _ => format!(
+            "SeaBIOS runs nothing from this ROM{after_cut}: {}",
+            seabios.reason
+        ),
+    };
+    lines.push(sb);
+    if truncated {
+        lines.push(
+            "dump looks truncated (UEFI part missing): dump the ROM again, or use a full ROM file".into(),
+        );
+    }
+    if let Some(p) = prefix {
+        let what = if nvidia_header {
+            "NVIDIA header present"
+        } else {
+            "bytes before the first image"
+        };
         lines.push(format!(
-            "NVIDIA header present ({bytes:#x} bytes before the first image): run `vfiotool rom patch` before using it as romfile"
+            "{what} ({:#x} bytes before the first image): as given, neither firmware finds an image at offset 0; run `vfiotool rom patch` before using it as romfile",
+            p.bytes
         ));
     }
     Verdict {
@@ -135,9 +141,7 @@ pub fn decide(images: &[Image], end: ChainEnd, prefix: Option<&Prefix>) -> Verdi
         legacy_x86,
         firmware,
         gop_image: gop.map(|g| g.index),
-        gop_version: gop
-            .and_then(|g| g.efi.as_ref())
-            .and_then(|e| e.gop_version.clone()),
+        gop_version,
         efi_unreachable,
         truncated,
         nvidia_header,
