@@ -300,3 +300,32 @@ fn proxmox_output_passes_qemu_servers_formats() {
         }
     }
 }
+
+/// The model has teeth: what qemu-server and pve-guest-common refuse, it refuses.
+#[test]
+fn the_model_rejects_what_qemu_server_rejects() {
+    assert!(pve::hostpci("0000:01:00,pcie=1,x-vga=1").is_ok());
+    assert!(pve::hostpci("01:00.0;01:00.1,rombar=0").is_ok());
+    assert!(pve::hostpci("mapping=gpu,pcie=1").is_ok());
+    for bad in [
+        "0000:0A:00,pcie=1",           // upper-case hex
+        "0000:01:00,pcie=yes please",  // not a boolean
+        "0000:01:00,romfile=a;b",      // romfile pattern
+        "0000:01:00,multifunction=on", // unknown key
+        "0000:01:00,pcie=1,pcie=0",    // duplicate
+        "mapping=gpu,host=0000:01:00", // both
+        "pcie=1",                      // neither
+        "mapping=1gpu",                // not a pve-configid
+        "0000:01:00,vendor-id=10de",   // override needs 0x
+    ] {
+        assert!(pve::hostpci(bad).is_err(), "{bad}");
+    }
+    assert!(pve::parse_property_string(pve::CPU, "host,hidden=1,hv-vendor-id=proxmox").is_ok());
+    assert!(pve::parse_property_string(pve::CPU, "host,hv-vendor-id=thirteenchars").is_err());
+    assert!(pve::parse_property_string(pve::CPU, "host,kvm=off").is_err());
+    assert!(pve::parse_property_string(pve::MAP, "id=10de:2204,node=pve1,path=0000:01:00").is_ok());
+    assert!(pve::parse_property_string(pve::MAP, "id=10de:2204,node=pve1,path=01:00").is_err());
+    assert!(pve::parse_property_string(pve::MAP, "id=10de:2204,path=0000:01:00").is_err());
+    assert!(pve::mapping_cfg("gpu\n\tmap id=10de:2204,node=a,path=0000:01:00\n").is_ok());
+    assert!(pve::mapping_cfg("gpu\n\tmapp id=10de:2204,node=a,path=0000:01:00\n").is_err());
+}
