@@ -166,6 +166,20 @@ fn libvirt_domains_are_accepted_by_libvirt() {
             assert!(virsh_define(&bad, false).is_err(), "virsh define took {to}");
         }
     }
+    // The x-vga override (SeaBIOS, primary) is checked by the schema: the test driver keeps no
+    // QEMU namespace, the QEMU driver reads it.
+    let mut p = variants()[0].clone();
+    p.firmware = Firmware::Seabios;
+    p.settings.primary = true;
+    let text = libvirt::wrap_in_domain(&p, "xvga");
+    assert!(text.contains("<qemu:override>"), "{text}");
+    let bad_text = text.replace("type='bool'", "type='bolean'");
+    std::fs::write(&bad, bad_text).unwrap();
+    assert!(
+        run_tool("virt-xml-validate", &[], &bad).is_err(),
+        "schema took type='bolean'"
+    );
+    assert!(virsh_define(&bad, true).is_err());
 }
 
 /// Run QEMU with the generated arguments; it must get as far as opening the host device.

@@ -113,9 +113,13 @@ pub fn primary(explicit: Option<bool>, first: &Device, firmware: Firmware) -> (b
             true,
             "SeaBIOS draws through legacy VGA, which only the primary display gets (--no-primary keeps an emulated one)".to_string(),
         ),
+        None if !vga => (
+            false,
+            "not a VGA-class display controller: the emulated display stays (--primary drops it anyway)".to_string(),
+        ),
         None => (
             false,
-            "not the boot GPU and OVMF: the emulated display stays (--primary makes the card the VM's display)".to_string(),
+            "not the host's boot GPU, and OVMF draws through the card's GOP driver on any display: the emulated one stays (--primary makes the card the VM's only display)".to_string(),
         ),
     };
     (value, choice("primary", on(value), reason))

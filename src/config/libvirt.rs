@@ -53,8 +53,23 @@ pub fn video_element(p: &Passthrough) -> Option<String> {
         .then(|| "<video>\n  <model type='none'/>\n</video>\n".to_string())
 }
 
+/// The user alias function 0 gets in a whole domain, so `<qemu:override>` can name it.
+pub const GPU_ALIAS: &str = "ua-vfiotool-gpu";
+
+/// libvirt has no x-vga switch: a whole domain sets QEMU's property through `<qemu:override>`
+/// (libvirt 8.2+, QEMU driver), keyed by function 0's alias.
+fn qemu_override() -> String {
+    format!(
+        "<qemu:override>\n  <qemu:device alias='{GPU_ALIAS}'>\n    <qemu:frontend>\n      <qemu:property name='x-vga' type='bool' value='true'/>\n    </qemu:frontend>\n  </qemu:device>\n</qemu:override>\n"
+    )
+}
+
 /// The `<hostdev>` blocks, function 0 first; the ROM settings go on function 0.
 pub fn hostdevs(p: &Passthrough) -> String {
+    hostdevs_with_alias(p, None)
+}
+
+fn hostdevs_with_alias(p: &Passthrough, alias: Option<&str>) -> String {
     let mut out = String::new();
     for (i, f) in p.functions.iter().enumerate() {
         let a = f.address;
@@ -78,6 +93,9 @@ pub fn hostdevs(p: &Passthrough) -> String {
             if !bar.is_empty() || !file.is_empty() {
                 out.push_str(&format!("  <rom{bar}{file}/>\n"));
             }
+            if let Some(a) = alias {
+                out.push_str(&format!("  <alias name='{a}'/>\n"));
+            }
         }
         out.push_str("</hostdev>\n");
     }
@@ -94,9 +112,18 @@ pub fn domain(p: &Passthrough, spec: &DomainSpec) -> String {
     if let Some(v) = video_element(p) {
         devices.push_str(&v);
     }
-    devices.push_str(&hostdevs(p));
+    let x_vga = p.x_vga();
+    devices.push_str(&hostdevs_with_alias(p, x_vga.then_some(GPU_ALIAS)));
+    let (ns, tail) = if x_vga {
+        (
+            " xmlns:qemu='http://libvirt.org/schemas/domain/qemu/1.0'",
+            indent(&qemu_override(), 2),
+        )
+    } else {
+        ("", String::new())
+    };
     format!(
-        "<domain type='kvm'>\n  <name>{}</name>\n  <memory unit='MiB'>{}</memory>\n  <vcpu placement='static'>{}</vcpu>\n{}{}  <cpu mode='host-passthrough' check='none'/>\n  <devices>\n{}  </devices>\n</domain>\n",
+        "<domain type='kvm'{ns}>\n  <name>{}</name>\n  <memory unit='MiB'>{}</memory>\n  <vcpu placement='static'>{}</vcpu>\n{}{}  <cpu mode='host-passthrough' check='none'/>\n  <devices>\n{}  </devices>\n{tail}</domain>\n",
         xml_escape(&spec.name),
         spec.memory_mib,
         spec.vcpus,
@@ -137,10 +164,11 @@ pub fn generate(p: &Passthrough, spec: Option<&DomainSpec>) -> Generated {
         }
     }
     if p.x_vga() {
-        g.notes.push(
-            "libvirt has no x-vga switch: if SeaBIOS shows nothing, pass x-vga=on through <qemu:commandline> or use OVMF with a GOP-capable ROM"
-                .into(),
-        );
+        g.notes.push(if spec.is_some() {
+            format!("SeaBIOS draws through legacy VGA: libvirt has no x-vga switch, so <qemu:override> sets QEMU's x-vga=on on {GPU_ALIAS} (libvirt 8.2 or later)")
+        } else {
+            "SeaBIOS draws through legacy VGA and libvirt has no x-vga switch: set it with <qemu:override> (libvirt 8.2+; --domain NAME prints it) or use OVMF with a GOP-capable ROM".to_string()
+        });
     }
     if p.romfile.is_some() {
         g.notes.push("the rom file must be readable by the qemu user (AppArmor/SELinux: keep it under /usr/share/vgabios or /var/lib/libvirt)".into());
@@ -216,5 +244,11 @@ mod tests {
         ] {
             assert!(d.contains(part), "{part}: {d}");
         }
+        assert!(!d.contains("qemu:"), "OVMF needs no x-vga");
+        p.firmware = Firmware::Seabios;
+        let d = generate(&p, Some(&spec)).text;
+        assert!(d.starts_with("<domain type='kvm' xmlns:qemu='http://libvirt.org/schemas/domain/qemu/1.0'>"));
+        assert!(d.contains("<alias name='ua-vfiotool-gpu'/>"));
+        assert!(d.contains("<qemu:property name='x-vga' type='bool' value='true'/>"));
     }
 }
