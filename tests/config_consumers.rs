@@ -237,6 +237,10 @@ fn qemu_parses_the_generated_device_arguments() {
             .collect();
         qemu_accepts(&args).unwrap_or_else(|e| panic!("variant {i}: {e}\nargs: {args:?}"));
     }
+    // A comma in a romfile path is doubled, as QEMU's option parser wants.
+    let g = qemu::generate(&gpu(Firmware::Seabios, Some("/vms/my,gpu.rom"), 1), None);
+    assert!(g.text.contains("romfile=/vms/my,,gpu.rom"), "{}", g.text);
+    qemu_accepts(&g.args).unwrap_or_else(|e| panic!("comma romfile: {e}"));
     // A misspelt property is refused before the device is looked up, so the check has teeth.
     let bad = vec![
         "-device".to_string(),

@@ -267,6 +267,11 @@ fn bad_input_is_one_line_and_nothing_to_paste() {
             "vfiotool rom patch",
         ),
         (vec!["--for", "proxmox", "--rombar", "maybe"], 2, "maybe"),
+        (
+            vec!["--for", "proxmox", "--romfile", "/tmp/my,gpu.rom"],
+            2,
+            "without `,` or `;`",
+        ),
     ] {
         let mut args: Vec<&str> = base.to_vec();
         args.extend(extra.iter());

@@ -191,6 +191,9 @@ fn check_args(args: &ConfigArgs) -> Result<()> {
         }
     }
     if let Some(rf) = &args.romfile {
+        if args.target == ConfigTarget::Proxmox {
+            proxmox::check_romfile_name(rf).map_err(Error::usage)?;
+        }
         check_romfile(rf)?;
     }
     Ok(())

@@ -18,6 +18,18 @@ use super::{Firmware, Generated, Passthrough};
 /// Where Proxmox looks for `romfile=` names.
 pub const ROM_DIR: &str = "/usr/share/kvm";
 
+/// A romfile name qemu-server's `romfile` pattern (`[^,;]+`) takes.
+pub fn check_romfile_name(rom: &Path) -> Result<(), String> {
+    let name = rom.file_name().map(|n| n.to_string_lossy()).unwrap_or_default();
+    if name.is_empty() || name.contains([',', ';']) {
+        return Err(format!(
+            "--romfile {}: Proxmox's romfile= takes a name without `,` or `;`: rename the file",
+            rom.display()
+        ));
+    }
+    Ok(())
+}
+
 /// The `cpu:` value for hidden KVM: `host`, `hidden=1` and the hv-vendor-id of the cpu format.
 pub fn cpu_value(p: &Passthrough) -> Option<String> {
     p.vendor_id().map(|id| format!("host,hidden=1,hv-vendor-id={id}"))
@@ -75,7 +87,7 @@ pub fn generate(p: &Passthrough, vmid: Option<u32>, index: u8, mapping: Option<&
         qm.push_str(" --vga none");
     }
     lines.push(format!("hostpci{index}: {value}"));
-    qm.push_str(&format!(" --hostpci{index} {value}"));
+    qm.push_str(&format!(" --hostpci{index} {}", shell_quote(&value)));
     g.text = lines.join("\n") + "\n";
     let vm = vmid.map(|v| v.to_string()).unwrap_or_else(|| "VMID".into());
     if let Some(m) = mapping {

@@ -74,7 +74,11 @@ pub fn generate(p: &Passthrough, ovmf_code: Option<&str>) -> Generated {
                 dev.push_str(&format!(",rombar={}", u8::from(bar)));
             }
             if let Some(rom) = &p.romfile {
-                dev.push_str(&format!(",romfile={}", rom.display()));
+                // QEMU's option parser reads `,,` as a literal comma inside a value.
+                dev.push_str(&format!(
+                    ",romfile={}",
+                    rom.display().to_string().replace(',', ",,")
+                ));
             }
         }
         args.push("-device".into());
