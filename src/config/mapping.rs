@@ -261,4 +261,28 @@ mod tests {
             "pvesh set /cluster/mapping/pci/gpu --map id=10de:2204,node=pve2,path=0000:01:00 --map id="
         ));
     }
+
+    mod props {
+        use super::*;
+        use proptest::prelude::*;
+
+        proptest! {
+            #![proptest_config(ProptestConfig { cases: 300, ..ProptestConfig::default() })]
+
+            /// Any text as pci.cfg: a section or none, never a panic; and a section written by
+            /// `build` reads back with the same map lines.
+            #[test]
+            fn any_pci_cfg_parses_and_written_sections_read_back(
+                text in "(gpu|other|[ \t#a-z=,:0-9]{0,12}|\tmap [a-z=,:0-9]{0,30}|\n){0,20}",
+                paths in proptest::collection::vec("[0-9a-f]{4}:[0-9a-f]{2}:[0-9a-f]{2}", 1..4),
+            ) {
+                let _ = find_section(&text, "gpu");
+                let root = tempfile::tempdir().unwrap();
+                let entries: Vec<MapEntry> = paths.iter().map(|p| entry("pve1", p)).collect();
+                let m = build(root.path(), "gpu", "pve1", &entries).unwrap();
+                let back = find_section(&m.section, "gpu").unwrap();
+                prop_assert_eq!(back.maps, m.entries);
+            }
+        }
+    }
 }
