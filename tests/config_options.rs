@@ -242,6 +242,11 @@ fn bad_input_is_one_line_and_nothing_to_paste() {
         ),
         (vec!["--for", "proxmox", "--mapping", "gpu-1"], 2, "pve-configid"),
         (
+            vec!["--for", "proxmox", "--vmid", "99"],
+            2,
+            "--vmid 99: Proxmox VM ids run from 100",
+        ),
+        (
             vec!["--for", "proxmox", "--mapping", "gpu", "--node", "pve.lan"],
             2,
             "--node \"pve.lan\"",

@@ -167,6 +167,14 @@ fn check_args(args: &ConfigArgs) -> Result<()> {
     if let Some(id) = &args.vendor_id {
         config::check_vendor_id(id).map_err(Error::usage)?;
     }
+    if let Some(v) = args.vmid {
+        // pve-common's pve-vmid: ^[1-9][0-9]{2,8}$
+        if !(100..=999_999_999).contains(&v) {
+            return Err(Error::usage(format!(
+                "--vmid {v}: Proxmox VM ids run from 100 to 999999999"
+            )));
+        }
+    }
     if let Some(id) = &args.mapping {
         if args.target != ConfigTarget::Proxmox {
             return Err(Error::usage(
