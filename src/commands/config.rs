@@ -1,4 +1,4 @@
-//! `vfiotool config`, `vfiotool persist`, `vfiotool completions` and the hidden `manpage`.
+//! `vfiotool config`, `vfiotool completions` and the hidden `manpage`.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 use clap::CommandFactory;
 use serde::Serialize;
 
-use crate::cli::{Cli, ConfigArgs, ConfigTarget, FirmwareChoice, OnOff, PersistArgs};
-use crate::config::{self, choose, libvirt, persist, proxmox, qemu, Firmware, Function, Passthrough};
+use crate::cli::{Cli, ConfigArgs, ConfigTarget, FirmwareChoice, OnOff};
+use crate::config::{self, choose, libvirt, proxmox, qemu, Firmware, Function, Passthrough};
 use crate::error::{Error, ExitKind, Result};
 use crate::fsutil;
 use crate::output::{Output, Style};
@@ -20,7 +20,7 @@ use crate::vfio::host::Host;
 use crate::vfio::romdump;
 
 /// The functions `spec` names, function 0 first, read from sysfs.
-fn functions_of(sysfs: &SysfsRoot, spec_text: &str) -> Result<(AddressSpec, Vec<Device>, Groups)> {
+pub(crate) fn functions_of(sysfs: &SysfsRoot, spec_text: &str) -> Result<(AddressSpec, Vec<Device>, Groups)> {
     let spec = AddressSpec::parse(spec_text).map_err(|e| Error::usage(e.to_string()))?;
     let groups = Groups::read(sysfs).map_err(Error::from)?;
     let mut devices: Vec<Device> = groups
@@ -388,184 +388,6 @@ fn print_config<W: Write>(
     }
     for note in &generated.notes {
         writeln!(w, "{}", comment(t, &format!("note: {note}"))).map_err(io)?;
-    }
-    Ok(ExitKind::Success)
-}
-
-/// Drivers vfio-pci must load before: the devices' current drivers and the usual drivers of
-/// their kind, so a GPU driver in the initramfs cannot claim the device first.
-fn softdeps_for(devices: &[Device]) -> Vec<String> {
-    let mut out: Vec<String> = Vec::new();
-    let mut add = |d: &str| {
-        let module = d.replace('-', "_");
-        if !matches!(module.as_str(), "vfio_pci" | "pci_stub" | "pcieport") && !out.contains(&module) {
-            out.push(module);
-        }
-    };
-    for d in devices {
-        if let Some(driver) = &d.driver {
-            add(driver);
-        }
-        match (d.base_class(), d.vendor_id) {
-            (0x03, 0x10DE) => ["nouveau", "nvidia"].iter().for_each(|m| add(m)),
-            (0x03, 0x1002) => ["amdgpu", "radeon"].iter().for_each(|m| add(m)),
-            (0x03, 0x8086) => add("i915"),
-            _ => {}
-        }
-        if d.class16() == 0x0403 {
-            add("snd_hda_intel");
-        }
-    }
-    out.sort();
-    out
-}
-
-#[derive(Serialize)]
-struct PersistDoc<'a> {
-    schema: &'static str,
-    root: String,
-    dry_run: bool,
-    #[serde(flatten)]
-    plan: &'a persist::Plan,
-    initramfs_ran: bool,
-}
-
-pub fn persist<W: Write>(args: &PersistArgs, out: &mut Output<W>) -> Result<ExitKind> {
-    let root = args.root.host_root();
-    let live = root == Path::new("/");
-    if live && !args.dry_run && !nix::unistd::geteuid().is_root() {
-        return Err(Error::system(
-            "persist writes under /etc and /usr/lib: run it as root (or see the change first with --dry-run)",
-        ));
-    }
-    let manifest = persist::read_manifest(&root)?;
-    let tools = persist::detect(&root);
-    let (devices, softdeps) = if args.remove {
-        match &args.device {
-            None => (Vec::new(), Vec::new()),
-            Some(text) => {
-                let spec = AddressSpec::parse(text).map_err(|e| Error::usage(e.to_string()))?;
-                let keep: Vec<String> = manifest
-                    .devices
-                    .iter()
-                    .filter(|d| d.parse::<PciAddress>().map(|a| !spec.matches(&a)).unwrap_or(true))
-                    .cloned()
-                    .collect();
-                if keep.len() == manifest.devices.len() {
-                    return Err(Error::usage(format!(
-                        "{text} is not persisted (persisted: {})",
-                        manifest.devices.join(" ")
-                    )));
-                }
-                let softdeps = if keep.is_empty() {
-                    Vec::new()
-                } else {
-                    manifest.softdeps.clone()
-                };
-                (keep, softdeps)
-            }
-        }
-    } else {
-        let sysfs = SysfsRoot::new(args.root.sysfs());
-        let text = args.device.as_deref().unwrap_or_default();
-        let (_, found, _) = functions_of(&sysfs, text)?;
-        let found: Vec<Device> = found.into_iter().filter(|d| !d.bridge).collect();
-        let mut devices = manifest.devices.clone();
-        for d in &found {
-            let a = d.address.to_string();
-            if !devices.contains(&a) {
-                devices.push(a);
-            }
-        }
-        let mut softdeps = manifest.softdeps.clone();
-        for s in softdeps_for(&found) {
-            if !softdeps.contains(&s) {
-                softdeps.push(s);
-            }
-        }
-        softdeps.sort();
-        (devices, softdeps)
-    };
-    let options = if args.remove {
-        manifest.options
-    } else {
-        manifest.options.union(persist::ModuleOptions {
-            kvm_ignore_msrs: args.kvm_ignore_msrs,
-            disable_vga: args.disable_vga,
-        })
-    };
-    let plan = persist::plan(&root, &tools, devices, softdeps, options)?;
-    if !args.dry_run {
-        persist::apply(&root, &plan)?;
-    }
-    let run_initramfs =
-        args.yes && !args.dry_run && live && plan.changes.iter().any(|c| c.action != "unchanged");
-    let mut initramfs_ran = false;
-    if run_initramfs {
-        if let Some(cmd) = &plan.initramfs_command {
-            let status = std::process::Command::new("sh")
-                .args(["-c", cmd])
-                .status()
-                .map_err(|e| Error::system(format!("running `{cmd}`: {e}")))?;
-            if !status.success() {
-                return Err(Error::system(format!(
-                    "`{cmd}` failed ({status}); the files are in place, run it again by hand"
-                )));
-            }
-            initramfs_ran = true;
-        }
-    }
-    if out.json {
-        out.json_doc(&PersistDoc {
-            schema: "vfiotool.persist/1",
-            root: root.display().to_string(),
-            dry_run: args.dry_run,
-            plan: &plan,
-            initramfs_ran,
-        })
-        .map_err(Error::output)?;
-        return Ok(ExitKind::Success);
-    }
-    let w = &mut out.out;
-    let io = Error::output;
-    let what = if plan.devices.is_empty() {
-        "no device bound at boot".to_string()
-    } else {
-        format!("bind at boot ({:?}): {}", plan.method, plan.devices.join(" ")).to_lowercase()
-    };
-    writeln!(w, "{what}").map_err(io)?;
-    let mut opts = Vec::new();
-    if plan.options.kvm_ignore_msrs {
-        opts.push("kvm ignore_msrs=1 report_ignored_msrs=0");
-    }
-    if plan.options.disable_vga {
-        opts.push("vfio-pci disable_vga=1");
-    }
-    if !opts.is_empty() {
-        writeln!(w, "module options: {}", opts.join(", ")).map_err(io)?;
-    }
-    for c in &plan.changes {
-        let verb = if args.dry_run { "would" } else { "did" };
-        let backup = c
-            .backup
-            .as_deref()
-            .map(|b| format!(" (backup: {b})"))
-            .unwrap_or_default();
-        writeln!(w, "{verb} {} {}{backup}", c.action, c.path).map_err(io)?;
-        if args.dry_run && c.action != "unchanged" {
-            write!(w, "{}", c.diff).map_err(io)?;
-        }
-    }
-    for n in &plan.notes {
-        writeln!(w, "note: {n}").map_err(io)?;
-    }
-    match (&plan.initramfs_command, initramfs_ran) {
-        (Some(cmd), true) => writeln!(w, "ran: {cmd}").map_err(io)?,
-        (Some(cmd), false) if live => {
-            writeln!(w, "next: {cmd}   (or run persist again with --yes)").map_err(io)?
-        }
-        (Some(cmd), false) => writeln!(w, "not run below a scratch root: {cmd}").map_err(io)?,
-        (None, _) => {}
     }
     Ok(ExitKind::Success)
 }
