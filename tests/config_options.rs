@@ -358,8 +358,17 @@ fn a_dump_with_an_nvidia_header_becomes_the_patched_romfile() {
 
 #[test]
 fn an_unreadable_rom_still_gets_a_configuration_from_a_fixture_host() {
-    // amd-workstation's boot GPU: its rom attribute reads empty, as a GPU in use may.
-    let root = repo().join("tests/fixtures/host/amd-workstation");
+    // amd-workstation's boot GPU: its rom attribute reads empty, as a GPU in use may. Reading
+    // it writes the enable/disable switch, so it runs on a copy, never on the checked-in tree.
+    let dir = tempfile::tempdir().unwrap();
+    let copied = Command::new("cp")
+        .arg("-a")
+        .arg(repo().join("tests/fixtures/host/amd-workstation"))
+        .arg(dir.path())
+        .status()
+        .unwrap();
+    assert!(copied.success());
+    let root = dir.path().join("amd-workstation");
     let d = json(&[
         "config",
         "0b:00.0",
