@@ -87,12 +87,15 @@ Exit: 0 every needed check passed (warnings allowed), 1 a needed check failed.")
     #[command(after_help = "Examples:
   vfiotool config 01:00 --for proxmox --vmid 100 --rom gpu.rom
   vfiotool config 01:00 --for libvirt --firmware ovmf
-  vfiotool config 0000:0a:00 --for qemu --romfile /usr/share/kvm/patched.rom")]
+  vfiotool config 0000:0a:00 --for qemu --romfile /usr/share/kvm/patched.rom
+  vfiotool config 01:00 --for libvirt --domain win11 --primary --hide-kvm
+  vfiotool config 01:00 --for proxmox --mapping gpu --node pve1")]
     Config(ConfigArgs),
     /// Bind a device to vfio-pci at every boot, by address (not by vendor:device ID).
     #[command(after_help = "Examples:
   vfiotool persist 01:00 --dry-run      show the files and the diff
   vfiotool persist 01:00 --yes          write them and rebuild the initramfs
+  vfiotool persist 01:00 --kvm-ignore-msrs --disable-vga
   vfiotool persist --remove             undo exactly what persist did")]
     Persist(PersistArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
@@ -117,6 +120,13 @@ pub enum ConfigTarget {
     Proxmox,
     Libvirt,
     Qemu,
+}
+
+/// A switch given on the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum OnOff {
+    On,
+    Off,
 }
 
 /// A firmware choice given on the command line.
@@ -155,6 +165,53 @@ pub struct ConfigArgs {
     #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u8).range(0..=15))]
     pub index: u8,
 
+    /// The passed GPU is the VM's display (no emulated VGA; Proxmox x-vga=1). Default: on for
+    /// the host's boot GPU and for a SeaBIOS verdict.
+    #[arg(long, overrides_with = "no_primary")]
+    pub primary: bool,
+
+    /// Keep the emulated display; the passed GPU is a second one.
+    #[arg(long, overrides_with = "primary")]
+    pub no_primary: bool,
+
+    /// Hide KVM from the guest and set a Hyper-V vendor id (NVIDIA Code 43 before driver 465).
+    #[arg(long)]
+    pub hide_kvm: bool,
+
+    /// The Hyper-V vendor id with --hide-kvm: 1 to 12 letters or digits (default: proxmox).
+    #[arg(long, value_name = "STR", requires = "hide_kvm")]
+    pub vendor_id: Option<String>,
+
+    /// Show (on) or hide (off) the device's ROM BAR in the guest.
+    #[arg(long, value_enum, value_name = "on|off")]
+    pub rombar: Option<OnOff>,
+
+    /// Pass only the named function, not the card's other functions in its IOMMU group.
+    #[arg(long)]
+    pub only_function: bool,
+
+    /// libvirt: print a whole domain named NAME that `virsh define` takes (default: elements
+    /// to paste into `virsh edit`).
+    #[arg(long, value_name = "NAME")]
+    pub domain: Option<String>,
+
+    /// libvirt --domain: memory in MiB.
+    #[arg(long, value_name = "MIB", default_value_t = 8192, value_parser = clap::value_parser!(u32).range(64..))]
+    pub memory: u32,
+
+    /// libvirt --domain: virtual CPUs.
+    #[arg(long, value_name = "N", default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=4096))]
+    pub vcpus: u32,
+
+    /// Proxmox: pass the card through the cluster mapping ID (/etc/pve/mapping/pci.cfg);
+    /// identical cards on this node become alternatives.
+    #[arg(long, value_name = "ID")]
+    pub mapping: Option<String>,
+
+    /// Proxmox --mapping: this node's name (default: the host name).
+    #[arg(long, value_name = "NAME", requires = "mapping")]
+    pub node: Option<String>,
+
     #[command(flatten)]
     pub root: RootArgs,
 }
@@ -177,6 +234,16 @@ pub struct PersistArgs {
     /// Also run the initramfs rebuild command (never run without it).
     #[arg(long)]
     pub yes: bool,
+
+    /// Also write `options kvm ignore_msrs=1 report_ignored_msrs=0` (guests that probe MSRs
+    /// KVM does not emulate, e.g. some Windows tools, otherwise crash).
+    #[arg(long, conflicts_with = "remove")]
+    pub kvm_ignore_msrs: bool,
+
+    /// Also write `options vfio-pci disable_vga=1` (vfio-pci stays out of the host's VGA
+    /// arbitration; for a non-boot GPU with a host display on another card).
+    #[arg(long, conflicts_with = "remove")]
+    pub disable_vga: bool,
 
     /// --root DIR: write below DIR instead of / (a scratch root) and read DIR/sys.
     #[command(flatten)]

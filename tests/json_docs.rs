@@ -91,3 +91,42 @@ fn persist_document_matches_its_documentation() {
     ]);
     assert_eq!(printed, documented_fields("vfiotool.persist/1"));
 }
+
+#[test]
+fn config_mapping_and_options_match_their_documentation() {
+    let root = repo().join("tests/fixtures/host/guest-host_view");
+    let o = run(&[
+        "config",
+        "00:03.0",
+        "--for",
+        "proxmox",
+        "--firmware",
+        "ovmf",
+        "--primary",
+        "--hide-kvm",
+        "--mapping",
+        "edu",
+        "--node",
+        "pve1",
+        "--json",
+        "--root",
+        root.to_str().unwrap(),
+    ]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let doc: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let tables = documented_tables("vfiotool.config/1");
+    assert_eq!(tables.len(), 2, "document and mapping tables");
+    assert_eq!(keys(&doc), tables[0]);
+    assert_eq!(keys(&doc["mapping"]), tables[1], "mapping");
+    let documented: BTreeSet<String> = ["option", "reason", "value"].map(String::from).into();
+    let names: BTreeSet<&str> = doc["options"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            assert_eq!(keys(c), documented, "options item");
+            c["option"].as_str().unwrap()
+        })
+        .collect();
+    assert_eq!(names, BTreeSet::from(["primary", "hide_kvm", "vendor_id"]));
+}

@@ -1,13 +1,13 @@
-//! `vfiotool config`, `vfiotool persist`, `vfiotool completions` and the hidden `manpage`.
+//! `vfiotool config`, `vfiotool completions` and the hidden `manpage`.
 
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use clap::CommandFactory;
 use serde::Serialize;
 
-use crate::cli::{Cli, ConfigArgs, ConfigTarget, FirmwareChoice, PersistArgs};
-use crate::config::{self, libvirt, persist, proxmox, qemu, Firmware, Function, Passthrough};
+use crate::cli::{Cli, ConfigArgs, ConfigTarget, FirmwareChoice, OnOff};
+use crate::config::{self, choose, libvirt, proxmox, qemu, Firmware, Function, Passthrough};
 use crate::error::{Error, ExitKind, Result};
 use crate::fsutil;
 use crate::output::{Output, Style};
@@ -20,7 +20,7 @@ use crate::vfio::host::Host;
 use crate::vfio::romdump;
 
 /// The functions `spec` names, function 0 first, read from sysfs.
-fn functions_of(sysfs: &SysfsRoot, spec_text: &str) -> Result<(AddressSpec, Vec<Device>, Groups)> {
+pub(crate) fn functions_of(sysfs: &SysfsRoot, spec_text: &str) -> Result<(AddressSpec, Vec<Device>, Groups)> {
     let spec = AddressSpec::parse(spec_text).map_err(|e| Error::usage(e.to_string()))?;
     let groups = Groups::read(sysfs).map_err(Error::from)?;
     let mut devices: Vec<Device> = groups
@@ -58,10 +58,16 @@ fn group_siblings(groups: &Groups, devices: &[Device]) -> Vec<String> {
     out
 }
 
-/// The firmware: chosen with --firmware, or from the ROM verdict of --rom, --romfile, or the
-/// device's own ROM read through sysfs (function 0; needs root, and the ROM BAR is always
-/// disabled again).
-fn firmware_for(args: &ConfigArgs, first: &PciAddress, json: bool) -> Result<(Firmware, String)> {
+/// The firmware and why: chosen with --firmware, or from the ROM verdict of --rom, --romfile,
+/// or the device's own ROM read through sysfs (function 0; needs root, and the ROM BAR is
+/// always disabled again). A device ROM that cannot be read (a GPU in use often reads as
+/// zeros, a user cannot enable it) does not stop the configuration: OVMF is assumed, said so,
+/// with how to supply a ROM. Also returns the judged ROM's analysis.
+fn firmware_for(
+    args: &ConfigArgs,
+    first: &PciAddress,
+    json: bool,
+) -> Result<(Firmware, String, Option<rom::RomAnalysis>)> {
     // The card the ROM is for: SeaBIOS's id match and the GOP judgement use it.
     let card = crate::pci::device::Device::read(&SysfsRoot::new(args.root.sysfs()), first)
         .ok()
@@ -71,7 +77,7 @@ fn firmware_for(args: &ConfigArgs, first: &PciAddress, json: bool) -> Result<(Fi
             FirmwareChoice::Ovmf => Firmware::Ovmf,
             FirmwareChoice::Seabios => Firmware::Seabios,
         };
-        return Ok((f, "chosen with --firmware".into()));
+        return Ok((f, "chosen with --firmware".into(), None));
     }
     let (analysis, source) = match args.rom.as_ref().or(args.romfile.as_ref()) {
         Some(rom_path) => {
@@ -91,15 +97,18 @@ fn firmware_for(args: &ConfigArgs, first: &PciAddress, json: bool) -> Result<(Fi
                 None => Host::system(),
             }
             .with_progress(json);
-            let dump = romdump::via_sysfs(&host, first).map_err(|(kind, message)| {
-                Error::new(
-                    kind,
-                    format!(
-                        "{message}; pass --rom FILE (a ROM dumped elsewhere) or choose with --firmware ovmf|seabios"
-                    ),
-                )
-            })?;
-            (dump.analysis, format!("the ROM of {first}"))
+            match romdump::via_sysfs(&host, first) {
+                Ok(dump) => (dump.analysis, format!("the ROM of {first}")),
+                Err((_, message)) => {
+                    return Ok((
+                        Firmware::Ovmf,
+                        format!(
+                            "the ROM of {first} could not be read ({message}): OVMF assumed, as every GPU since about 2014 carries a UEFI GOP driver; to know, dump it while no driver uses the card (`vfiotool rom dump {first} -o gpu.rom`, or a vendor tool) and pass --rom gpu.rom, or choose with --firmware ovmf|seabios"
+                        ),
+                        None,
+                    ));
+                }
+            }
         }
     };
     let mut line = analysis.verdict.lines.first().cloned().unwrap_or_default();
@@ -111,7 +120,98 @@ fn firmware_for(args: &ConfigArgs, first: &PciAddress, json: bool) -> Result<(Fi
     } else {
         Firmware::Seabios
     };
-    Ok((f, format!("{source}: {line}")))
+    Ok((f, format!("{source}: {line}"), Some(analysis)))
+}
+
+/// A --romfile must be a ROM firmware can load: it parses, and no dump header precedes the
+/// first image (firmware looks for 55AA at offset 0).
+fn check_romfile(path: &Path) -> Result<()> {
+    let bytes = fsutil::read_input(path)?;
+    let analysis = rom::analyze(&bytes)
+        .map_err(|e| Error::bad_input(format!("--romfile {}: not an option ROM: {e}", path.display())))?;
+    if analysis.verdict.nvidia_header {
+        return Err(Error::bad_input(format!(
+            "--romfile {}: an NVIDIA dump header precedes the first image, so firmware would not find it; cut it with `vfiotool rom patch {} -o PATCHED.rom` and pass that",
+            path.display(),
+            path.display()
+        )));
+    }
+    Ok(())
+}
+
+/// Where `rom patch` should write the header-less copy of `rom`: beside it, `NAME.patched.rom`.
+fn patched_name(rom: &Path) -> PathBuf {
+    let stem = rom
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "gpu".into());
+    rom.with_file_name(format!("{stem}.patched.rom"))
+}
+
+/// This node's name as Proxmox knows it: the short host name.
+fn node_name(args: &ConfigArgs) -> Result<String> {
+    if let Some(n) = &args.node {
+        return Ok(n.clone());
+    }
+    let path = match &args.root.root {
+        Some(r) => r.join("etc/hostname"),
+        None => PathBuf::from("/proc/sys/kernel/hostname"),
+    };
+    let text = std::fs::read_to_string(&path).map_err(|e| {
+        Error::system(format!(
+            "{}: {e}; pass --node NAME (the Proxmox node name)",
+            path.display()
+        ))
+    })?;
+    let name = text.trim().split('.').next().unwrap_or_default().to_string();
+    config::mapping::check_node(&name)
+        .map_err(|e| Error::usage(format!("{e}; read from {}: pass --node NAME", path.display())))?;
+    Ok(name)
+}
+
+/// Everything the options say that can be refused before anything is read or printed.
+fn check_args(args: &ConfigArgs) -> Result<()> {
+    if let Some(id) = &args.vendor_id {
+        config::check_vendor_id(id).map_err(Error::usage)?;
+    }
+    if let Some(v) = args.vmid {
+        // pve-common's pve-vmid: ^[1-9][0-9]{2,8}$
+        if !(100..=999_999_999).contains(&v) {
+            return Err(Error::usage(format!(
+                "--vmid {v}: Proxmox VM ids run from 100 to 999999999"
+            )));
+        }
+    }
+    if let Some(id) = &args.mapping {
+        if args.target != ConfigTarget::Proxmox {
+            return Err(Error::usage(
+                "--mapping is a Proxmox cluster mapping: use it with --for proxmox",
+            ));
+        }
+        config::mapping::check_id(id).map_err(Error::usage)?;
+    }
+    if let Some(n) = &args.node {
+        config::mapping::check_node(n).map_err(Error::usage)?;
+    }
+    if let Some(name) = &args.domain {
+        if args.target != ConfigTarget::Libvirt {
+            return Err(Error::usage(
+                "--domain prints a libvirt domain: use it with --for libvirt",
+            ));
+        }
+        if name.is_empty() || name.contains('/') || name.chars().any(char::is_control) {
+            return Err(Error::usage(format!(
+                "--domain {name:?}: libvirt refuses empty names, `/` and control characters"
+            )));
+        }
+    }
+    if let Some(rf) = &args.romfile {
+        if args.target == ConfigTarget::Proxmox {
+            proxmox::check_romfile_name(rf).map_err(Error::usage)?;
+        }
+        check_romfile(rf)?;
+    }
+    Ok(())
 }
 
 #[derive(Serialize)]
@@ -124,13 +224,63 @@ struct ConfigDoc<'a> {
 }
 
 pub fn config<W: Write>(args: &ConfigArgs, out: &mut Output<W>) -> Result<ExitKind> {
+    check_args(args)?;
     let sysfs = SysfsRoot::new(args.root.sysfs());
-    let (_, devices, groups) = functions_of(&sysfs, &args.device)?;
-    let (firmware, firmware_reason) = firmware_for(args, &devices[0].address, out.json)?;
+    let (spec, named, groups) = functions_of(&sysfs, &args.device)?;
+    let named: Vec<Device> = named.into_iter().filter(|d| !d.bridge).collect();
+    if named.is_empty() {
+        return Err(Error::usage(format!(
+            "{}: only bridges there; name an endpoint (see `vfiotool list`)",
+            args.device
+        )));
+    }
+    let (devices, functions_choice) = choose::functions(&spec, named, &groups, args.only_function);
+    let (firmware, firmware_reason, analysis) = firmware_for(args, &devices[0].address, out.json)?;
+    let mut choices: Vec<config::Choice> = functions_choice.into_iter().collect();
+    let explicit_primary = match (args.primary, args.no_primary) {
+        (true, _) => Some(true),
+        (_, true) => Some(false),
+        _ => None,
+    };
+    let (primary, c) = choose::primary(explicit_primary, &devices[0], firmware);
+    choices.push(c);
+    choices.extend(choose::hide_kvm(
+        args.hide_kvm,
+        args.vendor_id.as_deref(),
+        &devices[0],
+    ));
+    let rombar = args.rombar.map(|b| b == OnOff::On);
+    choices.extend(choose::rombar(rombar));
+    let mut notes = Vec::new();
+    let mut romfile = args.romfile.clone();
+    match (&romfile, &args.rom, analysis.as_ref()) {
+        (Some(rf), _, _) => choices.push(config::Choice {
+            option: "romfile",
+            value: rf.display().to_string(),
+            reason: "--romfile: the VM loads this ROM instead of the card's own".into(),
+        }),
+        (None, Some(rom), Some(a)) if a.verdict.nvidia_header => {
+            let out_path = patched_name(rom);
+            notes.push(format!(
+                "first cut the dump header: vfiotool rom patch {} -o {}",
+                qemu::shell_quote(&rom.to_string_lossy()),
+                qemu::shell_quote(&out_path.to_string_lossy())
+            ));
+            choices.push(config::Choice {
+                option: "romfile",
+                value: out_path.display().to_string(),
+                reason: format!(
+                    "{} starts with an NVIDIA dump header that firmware cannot skip: the VM loads the copy `rom patch` writes without it",
+                    rom.display()
+                ),
+            });
+            romfile = Some(out_path);
+        }
+        _ => {}
+    }
     let passthrough = Passthrough {
         functions: devices
             .iter()
-            .filter(|d| !d.bridge)
             .map(|d| Function {
                 address: d.address,
                 class_code: d.class_code,
@@ -138,13 +288,43 @@ pub fn config<W: Write>(args: &ConfigArgs, out: &mut Output<W>) -> Result<ExitKi
             .collect(),
         firmware,
         firmware_reason,
-        romfile: args.romfile.clone(),
+        romfile,
+        settings: config::Settings {
+            primary,
+            hide_kvm: args.hide_kvm,
+            vendor_id: args.vendor_id.clone(),
+            rombar,
+        },
+        choices,
+    };
+    let mapping = match &args.mapping {
+        Some(id) => {
+            let node = node_name(args)?;
+            let (entries, map_notes) = choose::map_entries(&node, &devices, &groups);
+            notes.extend(map_notes);
+            Some(config::mapping::build(
+                &args.root.host_root(),
+                id,
+                &node,
+                &entries,
+            )?)
+        }
+        None => None,
     };
     let mut generated = match args.target {
-        ConfigTarget::Proxmox => proxmox::generate(&passthrough, args.vmid, args.index),
-        ConfigTarget::Libvirt => libvirt::generate(&passthrough),
+        ConfigTarget::Proxmox => proxmox::generate(&passthrough, args.vmid, args.index, mapping.as_ref()),
+        ConfigTarget::Libvirt => {
+            let spec = args.domain.as_ref().map(|name| libvirt::DomainSpec {
+                name: name.clone(),
+                memory_mib: args.memory,
+                vcpus: args.vcpus,
+            });
+            libvirt::generate(&passthrough, spec.as_ref())
+        }
         ConfigTarget::Qemu => qemu::generate(&passthrough, qemu::find_ovmf(&args.root.host_root())),
     };
+    notes.append(&mut generated.notes);
+    generated.notes = notes;
     let siblings = group_siblings(&groups, &devices);
     if !siblings.is_empty() {
         generated.notes.push(format!(
@@ -162,187 +342,59 @@ pub fn config<W: Write>(args: &ConfigArgs, out: &mut Output<W>) -> Result<ExitKi
         .map_err(Error::output)?;
         return Ok(ExitKind::Success);
     }
+    print_config(args, &generated, out)
+}
+
+/// A comment line in the target's own syntax, so the whole output can be saved and used: `#`
+/// for Proxmox and shell, an XML comment for libvirt (which may not contain `--`).
+fn comment(target: ConfigTarget, text: &str) -> String {
+    match target {
+        ConfigTarget::Libvirt => format!("<!-- {} -->", text.replace("--", "- -")),
+        ConfigTarget::Proxmox | ConfigTarget::Qemu => format!("# {text}"),
+    }
+}
+
+fn print_config<W: Write>(
+    args: &ConfigArgs,
+    generated: &config::Generated,
+    out: &mut Output<W>,
+) -> Result<ExitKind> {
+    let t = args.target;
     let addrs: Vec<String> = generated.functions.iter().map(PciAddress::to_string).collect();
-    let header = format!(
-        "# {} for {} ({}): machine q35, firmware {}, because {}",
+    let mut dim = vec![format!(
+        "{} for {} ({}): machine q35, firmware {}, because {}",
         generated.target,
         args.device,
         addrs.join(" "),
         generated.firmware.name(),
         generated.firmware_reason
-    );
-    let header = out.paint(Style::Dim, &header);
-    let w = &mut out.out;
-    writeln!(w, "{header}").map_err(Error::output)?;
-    write!(w, "{}", generated.text).map_err(Error::output)?;
-    if !generated.text.ends_with('\n') {
-        writeln!(w).map_err(Error::output)?;
+    )];
+    for c in &generated.options {
+        dim.push(format!("{}: {}, because {}", c.option, c.value, c.reason));
     }
-    if let Some(cmd) = &generated.command {
-        writeln!(w, "{cmd}").map_err(Error::output)?;
-    }
-    for note in &generated.notes {
-        writeln!(w, "# note: {note}").map_err(Error::output)?;
-    }
-    Ok(ExitKind::Success)
-}
-
-/// Drivers vfio-pci must load before: the devices' current drivers and the usual drivers of
-/// their kind, so a GPU driver in the initramfs cannot claim the device first.
-fn softdeps_for(devices: &[Device]) -> Vec<String> {
-    let mut out: Vec<String> = Vec::new();
-    let mut add = |d: &str| {
-        let module = d.replace('-', "_");
-        if !matches!(module.as_str(), "vfio_pci" | "pci_stub" | "pcieport") && !out.contains(&module) {
-            out.push(module);
-        }
-    };
-    for d in devices {
-        if let Some(driver) = &d.driver {
-            add(driver);
-        }
-        match (d.base_class(), d.vendor_id) {
-            (0x03, 0x10DE) => ["nouveau", "nvidia"].iter().for_each(|m| add(m)),
-            (0x03, 0x1002) => ["amdgpu", "radeon"].iter().for_each(|m| add(m)),
-            (0x03, 0x8086) => add("i915"),
-            _ => {}
-        }
-        if d.class16() == 0x0403 {
-            add("snd_hda_intel");
-        }
-    }
-    out.sort();
-    out
-}
-
-#[derive(Serialize)]
-struct PersistDoc<'a> {
-    schema: &'static str,
-    root: String,
-    dry_run: bool,
-    #[serde(flatten)]
-    plan: &'a persist::Plan,
-    initramfs_ran: bool,
-}
-
-pub fn persist<W: Write>(args: &PersistArgs, out: &mut Output<W>) -> Result<ExitKind> {
-    let root = args.root.host_root();
-    let live = root == Path::new("/");
-    if live && !args.dry_run && !nix::unistd::geteuid().is_root() {
-        return Err(Error::system(
-            "persist writes under /etc and /usr/lib: run it as root (or see the change first with --dry-run)",
-        ));
-    }
-    let manifest = persist::read_manifest(&root)?;
-    let tools = persist::detect(&root);
-    let (devices, softdeps) = if args.remove {
-        match &args.device {
-            None => (Vec::new(), Vec::new()),
-            Some(text) => {
-                let spec = AddressSpec::parse(text).map_err(|e| Error::usage(e.to_string()))?;
-                let keep: Vec<String> = manifest
-                    .devices
-                    .iter()
-                    .filter(|d| d.parse::<PciAddress>().map(|a| !spec.matches(&a)).unwrap_or(true))
-                    .cloned()
-                    .collect();
-                if keep.len() == manifest.devices.len() {
-                    return Err(Error::usage(format!(
-                        "{text} is not persisted (persisted: {})",
-                        manifest.devices.join(" ")
-                    )));
-                }
-                let softdeps = if keep.is_empty() {
-                    Vec::new()
-                } else {
-                    manifest.softdeps.clone()
-                };
-                (keep, softdeps)
-            }
-        }
-    } else {
-        let sysfs = SysfsRoot::new(args.root.sysfs());
-        let text = args.device.as_deref().unwrap_or_default();
-        let (_, found, _) = functions_of(&sysfs, text)?;
-        let found: Vec<Device> = found.into_iter().filter(|d| !d.bridge).collect();
-        let mut devices = manifest.devices.clone();
-        for d in &found {
-            let a = d.address.to_string();
-            if !devices.contains(&a) {
-                devices.push(a);
-            }
-        }
-        let mut softdeps = manifest.softdeps.clone();
-        for s in softdeps_for(&found) {
-            if !softdeps.contains(&s) {
-                softdeps.push(s);
-            }
-        }
-        softdeps.sort();
-        (devices, softdeps)
-    };
-    let plan = persist::plan(&root, &tools, devices, softdeps)?;
-    if !args.dry_run {
-        persist::apply(&root, &plan)?;
-    }
-    let run_initramfs =
-        args.yes && !args.dry_run && live && plan.changes.iter().any(|c| c.action != "unchanged");
-    let mut initramfs_ran = false;
-    if run_initramfs {
-        if let Some(cmd) = &plan.initramfs_command {
-            let status = std::process::Command::new("sh")
-                .args(["-c", cmd])
-                .status()
-                .map_err(|e| Error::system(format!("running `{cmd}`: {e}")))?;
-            if !status.success() {
-                return Err(Error::system(format!(
-                    "`{cmd}` failed ({status}); the files are in place, run it again by hand"
-                )));
-            }
-            initramfs_ran = true;
-        }
-    }
-    if out.json {
-        out.json_doc(&PersistDoc {
-            schema: "vfiotool.persist/1",
-            root: root.display().to_string(),
-            dry_run: args.dry_run,
-            plan: &plan,
-            initramfs_ran,
-        })
-        .map_err(Error::output)?;
-        return Ok(ExitKind::Success);
-    }
+    let dim: Vec<String> = dim
+        .iter()
+        .map(|l| out.paint(Style::Dim, &comment(t, l)))
+        .collect();
     let w = &mut out.out;
     let io = Error::output;
-    let what = if plan.devices.is_empty() {
-        "no device bound at boot".to_string()
-    } else {
-        format!("bind at boot ({:?}): {}", plan.method, plan.devices.join(" ")).to_lowercase()
-    };
-    writeln!(w, "{what}").map_err(io)?;
-    for c in &plan.changes {
-        let verb = if args.dry_run { "would" } else { "did" };
-        let backup = c
-            .backup
-            .as_deref()
-            .map(|b| format!(" (backup: {b})"))
-            .unwrap_or_default();
-        writeln!(w, "{verb} {} {}{backup}", c.action, c.path).map_err(io)?;
-        if args.dry_run && c.action != "unchanged" {
-            write!(w, "{}", c.diff).map_err(io)?;
-        }
+    for l in dim {
+        writeln!(w, "{l}").map_err(io)?;
     }
-    for n in &plan.notes {
-        writeln!(w, "note: {n}").map_err(io)?;
+    if let Some(m) = &generated.mapping {
+        writeln!(w, "# {} (section {}):", config::mapping::PCI_CFG, m.id).map_err(io)?;
+        write!(w, "{}", m.section).map_err(io)?;
+        writeln!(w, "# /etc/pve/qemu-server/VMID.conf:").map_err(io)?;
     }
-    match (&plan.initramfs_command, initramfs_ran) {
-        (Some(cmd), true) => writeln!(w, "ran: {cmd}").map_err(io)?,
-        (Some(cmd), false) if live => {
-            writeln!(w, "next: {cmd}   (or run persist again with --yes)").map_err(io)?
-        }
-        (Some(cmd), false) => writeln!(w, "not run below a scratch root: {cmd}").map_err(io)?,
-        (None, _) => {}
+    write!(w, "{}", generated.text).map_err(io)?;
+    if !generated.text.ends_with('\n') {
+        writeln!(w).map_err(io)?;
+    }
+    if let Some(cmd) = &generated.command {
+        writeln!(w, "{cmd}").map_err(io)?;
+    }
+    for note in &generated.notes {
+        writeln!(w, "{}", comment(t, &format!("note: {note}"))).map_err(io)?;
     }
     Ok(ExitKind::Success)
 }

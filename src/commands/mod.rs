@@ -11,6 +11,7 @@ use crate::output::Output;
 pub mod bind;
 pub mod config;
 pub mod host;
+pub mod persist;
 pub mod rom;
 
 /// Run one parsed command.
@@ -22,7 +23,7 @@ pub fn run<W: Write>(command: Command, out: &mut Output<W>) -> Result<ExitKind> 
         Command::Bind(args) => bind::bind(&args, out),
         Command::Unbind(args) => bind::unbind(&args, out),
         Command::Config(args) => config::config(&args, out),
-        Command::Persist(args) => config::persist(&args, out),
+        Command::Persist(args) => persist::persist(&args, out),
         Command::Completions { shell } => config::completions(shell, out),
         Command::Manpage { out: dir } => config::manpage(dir.as_deref(), out),
         Command::Check(args) => host::check(&args, out),

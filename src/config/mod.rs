@@ -6,7 +6,9 @@
 //! sysfs and ROMs is the command's job, so these stay testable against the real consumers
 //! (virt-xml-validate, qemu-system-x86_64) without a GPU.
 
+pub mod choose;
 pub mod libvirt;
+pub mod mapping;
 pub mod persist;
 pub mod proxmox;
 pub mod qemu;
@@ -49,8 +51,45 @@ impl Function {
     }
 }
 
+/// The settings the passthrough guides write by hand, the same for every target.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Settings {
+    /// The passed GPU is the VM's display: no emulated VGA.
+    pub primary: bool,
+    /// The Code 43 workarounds: KVM's CPUID signature hidden and a Hyper-V vendor id set.
+    pub hide_kvm: bool,
+    /// The Hyper-V vendor id (checked by [`check_vendor_id`]); set whenever `hide_kvm` is.
+    pub vendor_id: Option<String>,
+    /// The ROM BAR switch; `None` leaves the default (visible).
+    pub rombar: Option<bool>,
+}
+
+/// One setting as printed: its name, value and a one-line reason.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Choice {
+    /// `primary`, `hide_kvm`, `vendor_id`, `rombar`, `romfile` or `functions`.
+    pub option: &'static str,
+    pub value: String,
+    pub reason: String,
+}
+
+/// The Hyper-V vendor id default: the value qemu-server itself sets for GPU passthrough.
+pub const DEFAULT_VENDOR_ID: &str = "proxmox";
+
+/// A Hyper-V vendor id all three consumers take as it is: Proxmox's cpu format allows
+/// `[a-zA-Z0-9]{1,12}`, libvirt's schema `[^,]{0,12}`, QEMU truncates past 12 bytes (and `,`
+/// would end its option). So 1 to 12 ASCII letters or digits.
+pub fn check_vendor_id(id: &str) -> Result<(), String> {
+    if id.is_empty() || id.len() > 12 || !id.bytes().all(|b| b.is_ascii_alphanumeric()) {
+        return Err(format!(
+            "--vendor-id {id:?}: must be 1 to 12 letters or digits (Proxmox's cpu hv-vendor-id format; libvirt and QEMU take at most 12 characters)"
+        ));
+    }
+    Ok(())
+}
+
 /// What to pass through and how.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub struct Passthrough {
     /// All functions of one slot, function 0 first.
     pub functions: Vec<Function>,
@@ -59,17 +98,33 @@ pub struct Passthrough {
     pub firmware_reason: String,
     /// A ROM file to give the guest instead of the card's own (a patched NVIDIA dump, say).
     pub romfile: Option<PathBuf>,
+    pub settings: Settings,
+    /// The settings with their reasons, as printed.
+    pub choices: Vec<Choice>,
 }
 
 impl Passthrough {
-    /// Legacy VGA routing is for a primary VGA device under SeaBIOS; OVMF uses GOP and needs no
-    /// VGA ranges (Proxmox drops x-vga for OVMF too).
+    /// QEMU's `x-vga=on` (legacy VGA ranges and the VGA BIOS): for a primary VGA-class device
+    /// under SeaBIOS. OVMF uses GOP and needs no VGA ranges; qemu-server leaves x-vga=on out
+    /// under OVMF as well, while still deriving `vga: none` and `kvm=off` from `x-vga=1`.
     pub fn x_vga(&self) -> bool {
-        self.firmware == Firmware::Seabios && self.functions.first().is_some_and(Function::is_vga)
+        self.settings.primary && self.firmware == Firmware::Seabios && self.first_is_vga()
+    }
+
+    pub fn first_is_vga(&self) -> bool {
+        self.functions.first().is_some_and(Function::is_vga)
     }
 
     pub fn multifunction(&self) -> bool {
         self.functions.len() > 1
+    }
+
+    /// The Hyper-V vendor id to write, when KVM is hidden.
+    pub fn vendor_id(&self) -> Option<&str> {
+        if !self.settings.hide_kvm {
+            return None;
+        }
+        Some(self.settings.vendor_id.as_deref().unwrap_or(DEFAULT_VENDOR_ID))
     }
 }
 
@@ -84,6 +139,10 @@ pub struct Generated {
     pub x_vga: bool,
     pub functions: Vec<PciAddress>,
     pub romfile: Option<PathBuf>,
+    /// Every setting with its value and a one-line reason.
+    pub options: Vec<Choice>,
+    /// Proxmox `--mapping`: the cluster mapping written (null otherwise).
+    pub mapping: Option<mapping::Mapping>,
     /// The configuration text to paste (a `hostpciN:` line, XML, or a shell-quoted command line).
     pub text: String,
     /// A command that applies it, where there is one (`qm set ...`).
@@ -95,7 +154,7 @@ pub struct Generated {
 }
 
 impl Generated {
-    fn new(target: &'static str, p: &Passthrough) -> Self {
+    pub(crate) fn new(target: &'static str, p: &Passthrough) -> Self {
         Generated {
             target,
             firmware: p.firmware,
@@ -104,6 +163,8 @@ impl Generated {
             x_vga: p.x_vga(),
             functions: p.functions.iter().map(|f| f.address).collect(),
             romfile: p.romfile.clone(),
+            options: p.choices.clone(),
+            mapping: None,
             text: String::new(),
             command: None,
             args: Vec::new(),
@@ -137,6 +198,13 @@ pub(crate) mod testdata {
             firmware,
             firmware_reason: "test".into(),
             romfile: romfile.map(PathBuf::from),
+            settings: Settings::default(),
+            choices: Vec::new(),
         }
+    }
+
+    pub fn primary(mut p: Passthrough) -> Passthrough {
+        p.settings.primary = true;
+        p
     }
 }

@@ -28,6 +28,48 @@ pub const INITRAMFS_TOOLS_HOOK: &str = "/etc/initramfs-tools/hooks/vfiotool";
 pub const DRACUT_CONF: &str = "/etc/dracut.conf.d/vfiotool.conf";
 pub const MKINITCPIO_CONF: &str = "/etc/mkinitcpio.conf.d/vfiotool.conf";
 pub const DRIVERCTL_DIR: &str = "/etc/driverctl.d";
+/// Module options the guides add besides the binding (`--kvm-ignore-msrs`, `--disable-vga`).
+pub const OPTIONS_CONF: &str = "/etc/modprobe.d/vfiotool-options.conf";
+
+/// The opt-in module options, kept in the manifest until the last `--remove`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ModuleOptions {
+    /// `options kvm ignore_msrs=1 report_ignored_msrs=0`: KVM answers unknown MSR reads with 0
+    /// instead of injecting #GP (which crashes guests and tools that probe them) and does not
+    /// log each one.
+    #[serde(default)]
+    pub kvm_ignore_msrs: bool,
+    /// `options vfio-pci disable_vga=1`: vfio-pci opts its devices out of VGA arbitration.
+    #[serde(default)]
+    pub disable_vga: bool,
+}
+
+impl ModuleOptions {
+    pub fn any(self) -> bool {
+        self.kvm_ignore_msrs || self.disable_vga
+    }
+
+    /// Both sets together: options once persisted stay until the last `--remove`.
+    pub fn union(self, other: ModuleOptions) -> ModuleOptions {
+        ModuleOptions {
+            kvm_ignore_msrs: self.kvm_ignore_msrs || other.kvm_ignore_msrs,
+            disable_vga: self.disable_vga || other.disable_vga,
+        }
+    }
+
+    fn file(self) -> String {
+        let mut conf = format!("{MARKER}; `vfiotool persist --remove` undoes it.\n");
+        if self.kvm_ignore_msrs {
+            conf.push_str("# Guests that read MSRs KVM does not emulate get 0 instead of a fault.\n");
+            conf.push_str("options kvm ignore_msrs=1 report_ignored_msrs=0\n");
+        }
+        if self.disable_vga {
+            conf.push_str("# vfio-pci keeps its devices out of the host's VGA arbitration.\n");
+            conf.push_str("options vfio-pci disable_vga=1\n");
+        }
+        conf
+    }
+}
 
 /// The first line of every file vfiotool writes: how it recognises its own files.
 pub const MARKER: &str = "# Written by vfiotool persist";
@@ -124,6 +166,9 @@ pub struct Manifest {
     /// `--remove`.
     #[serde(default)]
     pub dirs: Vec<String>,
+    /// The opt-in module options written to OPTIONS_CONF.
+    #[serde(default)]
+    pub options: ModuleOptions,
 }
 
 pub fn read_manifest(root: &Path) -> Result<Manifest> {
@@ -162,6 +207,8 @@ pub struct FileChange {
 pub struct Plan {
     pub method: Method,
     pub devices: Vec<String>,
+    /// The module options in force after this run.
+    pub options: ModuleOptions,
     pub changes: Vec<FileChange>,
     /// The command that rebuilds the initramfs (run only with --yes).
     pub initramfs_command: Option<String>,
@@ -176,11 +223,19 @@ fn desired_files(
     tools: &HostTools,
     devices: &[String],
     softdeps: &[String],
+    options: ModuleOptions,
 ) -> Vec<(String, String, u32)> {
     let mut files = Vec::new();
     if devices.is_empty() {
         return files;
     }
+    // The options file goes into the initramfs with the rest: dracut and mkinitcpio name it.
+    let options_item = if options.any() {
+        files.push((OPTIONS_CONF.to_string(), options.file(), 0o644));
+        format!(" {OPTIONS_CONF}")
+    } else {
+        String::new()
+    };
     match method {
         Method::Driverctl => {
             for d in devices {
@@ -229,7 +284,7 @@ fn desired_files(
                     format!(
                         "{MARKER}; `vfiotool persist --remove` undoes it.\n\
                          force_drivers+=\" vfio-pci \"\n\
-                         install_items+=\" {OVERRIDE_SCRIPT} {MODPROBE_CONF} \"\n"
+                         install_items+=\" {OVERRIDE_SCRIPT} {MODPROBE_CONF}{options_item} \"\n"
                     ),
                     0o644,
                 )),
@@ -238,7 +293,7 @@ fn desired_files(
                     format!(
                         "{MARKER}; `vfiotool persist --remove` undoes it.\n\
                          MODULES+=(vfio_pci vfio vfio_iommu_type1)\n\
-                         FILES+=({OVERRIDE_SCRIPT} {MODPROBE_CONF})\n"
+                         FILES+=({OVERRIDE_SCRIPT} {MODPROBE_CONF}{options_item})\n"
                     ),
                     0o644,
                 )),
@@ -273,14 +328,25 @@ fn read_optional(path: &Path) -> Result<Option<String>> {
 }
 
 /// Plan the move from what the manifest says to `devices` (empty = remove everything).
-pub fn plan(root: &Path, tools: &HostTools, devices: Vec<String>, softdeps: Vec<String>) -> Result<Plan> {
+pub fn plan(
+    root: &Path,
+    tools: &HostTools,
+    devices: Vec<String>,
+    softdeps: Vec<String>,
+    options: ModuleOptions,
+) -> Result<Plan> {
     let current = read_manifest(root)?;
     let method = current.method.unwrap_or(if tools.driverctl {
         Method::Driverctl
     } else {
         Method::Modprobe
     });
-    let desired = desired_files(method, tools, &devices, &softdeps);
+    let options = if devices.is_empty() {
+        ModuleOptions::default()
+    } else {
+        options
+    };
+    let desired = desired_files(method, tools, &devices, &softdeps, options);
     let mut changes = Vec::new();
     let mut owned = Vec::new();
     for (path, content, mode) in &desired {
@@ -351,10 +417,12 @@ pub fn plan(root: &Path, tools: &HostTools, devices: Vec<String>, softdeps: Vec<
         softdeps,
         files: owned,
         dirs: current.dirs,
+        options,
     };
     Ok(Plan {
         method,
         devices,
+        options,
         changes,
         initramfs_command,
         notes,
@@ -486,6 +554,7 @@ mod tests {
             &t,
             devices.clone(),
             vec!["nouveau".into(), "snd_hda_intel".into()],
+            ModuleOptions::default(),
         )
         .unwrap();
         assert_eq!(p.initramfs_command.as_deref(), Some("update-initramfs -u -k all"));
@@ -520,14 +589,21 @@ mod tests {
         assert_eq!(m.devices, devices);
 
         // Running it again changes nothing.
-        let again = plan(r, &t, devices, vec!["nouveau".into(), "snd_hda_intel".into()]).unwrap();
+        let again = plan(
+            r,
+            &t,
+            devices,
+            vec!["nouveau".into(), "snd_hda_intel".into()],
+            ModuleOptions::default(),
+        )
+        .unwrap();
         assert!(
             again.changes.iter().all(|c| c.action == "unchanged"),
             "{:?}",
             again.changes
         );
 
-        let removal = plan(r, &t, vec![], vec![]).unwrap();
+        let removal = plan(r, &t, vec![], vec![], ModuleOptions::default()).unwrap();
         apply(r, &removal).unwrap();
         assert_eq!(snapshot(r), before, "remove undoes exactly what persist did");
     }
@@ -539,12 +615,51 @@ mod tests {
             driverctl: true,
             ..tools(Initramfs::Dracut)
         };
-        let p = plan(root.path(), &t, vec!["0000:0a:00.0".into()], vec![]).unwrap();
+        let p = plan(
+            root.path(),
+            &t,
+            vec!["0000:0a:00.0".into()],
+            vec![],
+            ModuleOptions::default(),
+        )
+        .unwrap();
         assert_eq!(p.method, Method::Driverctl);
         assert_eq!(p.changes.len(), 1);
         assert_eq!(p.changes[0].path, "/etc/driverctl.d/pci-0000:0a:00.0");
         assert_eq!(p.changes[0].new.as_deref(), Some("vfio-pci\n"));
         assert!(p.initramfs_command.is_none());
+    }
+
+    #[test]
+    fn module_options_are_opt_in_and_go_with_the_last_device() {
+        let root = tempfile::tempdir().unwrap();
+        let r = root.path();
+        fs::create_dir_all(r.join("etc/modprobe.d")).unwrap();
+        let before = snapshot(r);
+        let t = tools(Initramfs::Dracut);
+        let dev = vec!["0000:01:00.0".to_string()];
+        let p = plan(r, &t, dev.clone(), vec![], ModuleOptions::default()).unwrap();
+        assert!(!p.changes.iter().any(|c| c.path == OPTIONS_CONF), "opt-in only");
+        let both = ModuleOptions {
+            kvm_ignore_msrs: true,
+            disable_vga: true,
+        };
+        let p = plan(r, &t, dev.clone(), vec![], both).unwrap();
+        let conf = p.changes.iter().find(|c| c.path == OPTIONS_CONF).unwrap();
+        let text = conf.new.as_deref().unwrap();
+        assert!(
+            text.contains("\noptions kvm ignore_msrs=1 report_ignored_msrs=0\n"),
+            "{text}"
+        );
+        assert!(text.contains("\noptions vfio-pci disable_vga=1\n"), "{text}");
+        let dracut = p.changes.iter().find(|c| c.path == DRACUT_CONF).unwrap();
+        assert!(dracut.new.as_deref().unwrap().contains(OPTIONS_CONF));
+        apply(r, &p).unwrap();
+        assert_eq!(read_manifest(r).unwrap().options, both);
+        let removal = plan(r, &t, vec![], vec![], read_manifest(r).unwrap().options).unwrap();
+        assert_eq!(removal.options, ModuleOptions::default());
+        apply(r, &removal).unwrap();
+        assert_eq!(snapshot(r), before, "remove undoes the options file too");
     }
 
     #[test]

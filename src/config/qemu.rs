@@ -1,6 +1,9 @@
 //! Plain QEMU: `-machine q35`, the OVMF pflash drives when OVMF is the choice, and one
 //! `-device vfio-pci` per function behind a PCIe root port, keeping the functions together in one
-//! guest slot (function 0 carries `multifunction=on`).
+//! guest slot (function 0 carries `multifunction=on`). `--primary` drops the emulated VGA
+//! (`-vga none`) and, under SeaBIOS, routes legacy VGA to the card (`x-vga=on`); hidden KVM is
+//! `-cpu host,kvm=off` with a Hyper-V vendor id (QEMU applies `hv_vendor_id` only when some
+//! Hyper-V enlightenment is on, hence `hv_relaxed`).
 
 use std::path::Path;
 
@@ -33,6 +36,10 @@ const ROOT_PORT: &str = "vfio-rp0";
 pub fn generate(p: &Passthrough, ovmf_code: Option<&str>) -> Generated {
     let mut g = Generated::new("qemu", p);
     let mut args: Vec<String> = vec!["-machine".into(), "q35,accel=kvm".into()];
+    if let Some(id) = p.vendor_id() {
+        args.push("-cpu".into());
+        args.push(format!("host,kvm=off,hv_relaxed,hv_vendor_id={id}"));
+    }
     if p.firmware == Firmware::Ovmf {
         let code = ovmf_code.unwrap_or(OVMF_CODE_PATHS[0]);
         if ovmf_code.is_none() {
@@ -63,14 +70,21 @@ pub fn generate(p: &Passthrough, ovmf_code: Option<&str>) -> Generated {
             if g.x_vga {
                 dev.push_str(",x-vga=on");
             }
+            if let Some(bar) = p.settings.rombar {
+                dev.push_str(&format!(",rombar={}", u8::from(bar)));
+            }
             if let Some(rom) = &p.romfile {
-                dev.push_str(&format!(",romfile={}", rom.display()));
+                // QEMU's option parser reads `,,` as a literal comma inside a value.
+                dev.push_str(&format!(
+                    ",romfile={}",
+                    rom.display().to_string().replace(',', ",,")
+                ));
             }
         }
         args.push("-device".into());
         args.push(dev);
     }
-    if g.x_vga {
+    if p.settings.primary {
         args.push("-vga".into());
         args.push("none".into());
     }
@@ -94,12 +108,12 @@ pub fn shell_quote(arg: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::super::testdata::gpu;
+    use super::super::testdata::{gpu, primary};
     use super::*;
 
     #[test]
     fn functions_share_one_guest_slot_behind_a_root_port() {
-        let g = generate(&gpu(Firmware::Seabios, Some("/vms/my gpu.rom")), None);
+        let g = generate(&primary(gpu(Firmware::Seabios, Some("/vms/my gpu.rom"))), None);
         let devices: Vec<&String> = g.args.iter().filter(|a| a.starts_with("vfio-pci")).collect();
         assert_eq!(
             devices,
@@ -125,7 +139,17 @@ mod tests {
             .notes
             .iter()
             .any(|n| n.contains("/usr/share/OVMF/OVMF_VARS_4M.fd")));
-        assert!(!g.text.contains("x-vga"));
+        assert!(!g.text.contains("x-vga") && !g.text.contains("-vga none"));
         assert_eq!(shell_quote("it's"), "'it'\\''s'");
+        let mut p = primary(gpu(Firmware::Ovmf, None));
+        p.settings.hide_kvm = true;
+        p.settings.rombar = Some(false);
+        let g = generate(&p, None);
+        assert!(!g.text.contains("x-vga"), "OVMF needs no legacy VGA");
+        assert!(g.args.ends_with(&["-vga".to_string(), "none".to_string()]));
+        assert!(g
+            .text
+            .contains("-cpu host,kvm=off,hv_relaxed,hv_vendor_id=proxmox "));
+        assert!(g.text.contains("multifunction=on,rombar=0"));
     }
 }

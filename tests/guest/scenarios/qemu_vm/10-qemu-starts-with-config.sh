@@ -7,12 +7,15 @@ expect_rc 0
 expect_driver $S vfio-pci
 G=$(group_of $S)
 
-vt config 00:03.0 --for qemu
+vt config 00:03.0 --for qemu --primary
 expect_rc 0
 expect_out "firmware ovmf, because the ROM of $S"
 expect_out "file=/usr/share/OVMF/OVMF_CODE_4M.fd"
-# The guest has no /dev/kvm: the same arguments under TCG.
-ARGS=$(echo "$OUT" | sed -n 2p | sed 's/accel=kvm/accel=tcg/')
+expect_out "# primary: on, because --primary"
+expect_out " -vga none"
+# The guest has no /dev/kvm: the same arguments under TCG. The command line is the first line
+# that is not a `#` comment.
+ARGS=$(echo "$OUT" | grep -v '^#' | sed -n 1p | sed 's/accel=kvm/accel=tcg/')
 [ -n "$ARGS" ] || fail "config printed no command line"
 cd /tmp || fail "no /tmp"
 cp /usr/share/OVMF/OVMF_VARS_4M.fd OVMF_VARS.fd || fail "no OVMF vars template in the guest"

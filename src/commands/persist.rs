@@ -1,0 +1,194 @@
+//! `vfiotool persist`: bind devices to vfio-pci at every boot (the plan and files are
+//! `crate::config::persist`'s; this reads the devices, runs it and prints it).
+
+use std::io::Write;
+use std::path::Path;
+
+use serde::Serialize;
+
+use super::config::functions_of;
+use crate::cli::PersistArgs;
+use crate::config::persist;
+use crate::error::{Error, ExitKind, Result};
+use crate::output::Output;
+use crate::pci::address::{AddressSpec, PciAddress};
+use crate::pci::device::Device;
+use crate::pci::sysfs::SysfsRoot;
+
+/// Drivers vfio-pci must load before: the devices' current drivers and the usual drivers of
+/// their kind, so a GPU driver in the initramfs cannot claim the device first.
+fn softdeps_for(devices: &[Device]) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    let mut add = |d: &str| {
+        let module = d.replace('-', "_");
+        if !matches!(module.as_str(), "vfio_pci" | "pci_stub" | "pcieport") && !out.contains(&module) {
+            out.push(module);
+        }
+    };
+    for d in devices {
+        if let Some(driver) = &d.driver {
+            add(driver);
+        }
+        match (d.base_class(), d.vendor_id) {
+            (0x03, 0x10DE) => ["nouveau", "nvidia"].iter().for_each(|m| add(m)),
+            (0x03, 0x1002) => ["amdgpu", "radeon"].iter().for_each(|m| add(m)),
+            (0x03, 0x8086) => add("i915"),
+            _ => {}
+        }
+        if d.class16() == 0x0403 {
+            add("snd_hda_intel");
+        }
+    }
+    out.sort();
+    out
+}
+
+#[derive(Serialize)]
+struct PersistDoc<'a> {
+    schema: &'static str,
+    root: String,
+    dry_run: bool,
+    #[serde(flatten)]
+    plan: &'a persist::Plan,
+    initramfs_ran: bool,
+}
+
+pub fn persist<W: Write>(args: &PersistArgs, out: &mut Output<W>) -> Result<ExitKind> {
+    let root = args.root.host_root();
+    let live = root == Path::new("/");
+    if live && !args.dry_run && !nix::unistd::geteuid().is_root() {
+        return Err(Error::system(
+            "persist writes under /etc and /usr/lib: run it as root (or see the change first with --dry-run)",
+        ));
+    }
+    let manifest = persist::read_manifest(&root)?;
+    let tools = persist::detect(&root);
+    let (devices, softdeps) = if args.remove {
+        match &args.device {
+            None => (Vec::new(), Vec::new()),
+            Some(text) => {
+                let spec = AddressSpec::parse(text).map_err(|e| Error::usage(e.to_string()))?;
+                let keep: Vec<String> = manifest
+                    .devices
+                    .iter()
+                    .filter(|d| d.parse::<PciAddress>().map(|a| !spec.matches(&a)).unwrap_or(true))
+                    .cloned()
+                    .collect();
+                if keep.len() == manifest.devices.len() {
+                    return Err(Error::usage(format!(
+                        "{text} is not persisted (persisted: {})",
+                        manifest.devices.join(" ")
+                    )));
+                }
+                let softdeps = if keep.is_empty() {
+                    Vec::new()
+                } else {
+                    manifest.softdeps.clone()
+                };
+                (keep, softdeps)
+            }
+        }
+    } else {
+        let sysfs = SysfsRoot::new(args.root.sysfs());
+        let text = args.device.as_deref().unwrap_or_default();
+        let (_, found, _) = functions_of(&sysfs, text)?;
+        let found: Vec<Device> = found.into_iter().filter(|d| !d.bridge).collect();
+        let mut devices = manifest.devices.clone();
+        for d in &found {
+            let a = d.address.to_string();
+            if !devices.contains(&a) {
+                devices.push(a);
+            }
+        }
+        let mut softdeps = manifest.softdeps.clone();
+        for s in softdeps_for(&found) {
+            if !softdeps.contains(&s) {
+                softdeps.push(s);
+            }
+        }
+        softdeps.sort();
+        (devices, softdeps)
+    };
+    let options = if args.remove {
+        manifest.options
+    } else {
+        manifest.options.union(persist::ModuleOptions {
+            kvm_ignore_msrs: args.kvm_ignore_msrs,
+            disable_vga: args.disable_vga,
+        })
+    };
+    let plan = persist::plan(&root, &tools, devices, softdeps, options)?;
+    if !args.dry_run {
+        persist::apply(&root, &plan)?;
+    }
+    let run_initramfs =
+        args.yes && !args.dry_run && live && plan.changes.iter().any(|c| c.action != "unchanged");
+    let mut initramfs_ran = false;
+    if run_initramfs {
+        if let Some(cmd) = &plan.initramfs_command {
+            let status = std::process::Command::new("sh")
+                .args(["-c", cmd])
+                .status()
+                .map_err(|e| Error::system(format!("running `{cmd}`: {e}")))?;
+            if !status.success() {
+                return Err(Error::system(format!(
+                    "`{cmd}` failed ({status}); the files are in place, run it again by hand"
+                )));
+            }
+            initramfs_ran = true;
+        }
+    }
+    if out.json {
+        out.json_doc(&PersistDoc {
+            schema: "vfiotool.persist/1",
+            root: root.display().to_string(),
+            dry_run: args.dry_run,
+            plan: &plan,
+            initramfs_ran,
+        })
+        .map_err(Error::output)?;
+        return Ok(ExitKind::Success);
+    }
+    let w = &mut out.out;
+    let io = Error::output;
+    let what = if plan.devices.is_empty() {
+        "no device bound at boot".to_string()
+    } else {
+        format!("bind at boot ({:?}): {}", plan.method, plan.devices.join(" ")).to_lowercase()
+    };
+    writeln!(w, "{what}").map_err(io)?;
+    let mut opts = Vec::new();
+    if plan.options.kvm_ignore_msrs {
+        opts.push("kvm ignore_msrs=1 report_ignored_msrs=0");
+    }
+    if plan.options.disable_vga {
+        opts.push("vfio-pci disable_vga=1");
+    }
+    if !opts.is_empty() {
+        writeln!(w, "module options: {}", opts.join(", ")).map_err(io)?;
+    }
+    for c in &plan.changes {
+        let verb = if args.dry_run { "would" } else { "did" };
+        let backup = c
+            .backup
+            .as_deref()
+            .map(|b| format!(" (backup: {b})"))
+            .unwrap_or_default();
+        writeln!(w, "{verb} {} {}{backup}", c.action, c.path).map_err(io)?;
+        if args.dry_run && c.action != "unchanged" {
+            write!(w, "{}", c.diff).map_err(io)?;
+        }
+    }
+    for n in &plan.notes {
+        writeln!(w, "note: {n}").map_err(io)?;
+    }
+    match (&plan.initramfs_command, initramfs_ran) {
+        (Some(cmd), true) => writeln!(w, "ran: {cmd}").map_err(io)?,
+        (Some(cmd), false) if live => {
+            writeln!(w, "next: {cmd}   (or run persist again with --yes)").map_err(io)?
+        }
+        (Some(cmd), false) => writeln!(w, "not run below a scratch root: {cmd}").map_err(io)?,
+        (None, _) => {}
+    }
+    Ok(ExitKind::Success)
+}
