@@ -8,6 +8,7 @@
 pub mod bootloader;
 pub mod capture;
 pub mod check;
+pub mod devfacts;
 
 use std::path::{Path, PathBuf};
 

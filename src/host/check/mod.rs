@@ -27,6 +27,7 @@ use crate::vfio::ioctl::{VfioOps, GROUP_FLAGS_VIABLE, TYPE1V2_IOMMU, TYPE1_IOMMU
 use display::*;
 use facts::gather;
 use modules::*;
+pub(crate) use platform::ir_chips;
 use platform::*;
 
 pub const SCHEMA: &str = "vfiotool.check/1";

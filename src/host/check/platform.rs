@@ -185,7 +185,7 @@ fn parse_hex64(s: &str) -> Option<u64> {
 }
 
 /// Interrupt controller names in /proc/interrupts that say remapping is on (`IR-PCI-MSI`, ...).
-pub(super) fn ir_chips(interrupts: &str) -> Vec<String> {
+pub(crate) fn ir_chips(interrupts: &str) -> Vec<String> {
     let mut chips: Vec<String> = interrupts
         .split_whitespace()
         .filter(|w| w.starts_with("IR-"))
