@@ -428,7 +428,20 @@ fn check_ready_amd_workstation() {
             "acs_override",
             "framebuffer",
             "boot_vga",
-            "bootloader"
+            "bootloader",
+            "initramfs",
+            "stale_driver",
+            "blacklist_lines",
+            "kvm_msrs",
+            "reset",
+            "d3cold",
+            "bars",
+            "kernel_log",
+            "iommu_faults",
+            "log_interrupt_remapping",
+            "log_bar_reserve",
+            "log_acs_override",
+            "log_rmrr"
         ]
     );
     assert!(check_status(&doc, "interrupt_remapping").1.contains("IR-PCI-MSI"));

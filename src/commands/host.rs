@@ -411,6 +411,7 @@ pub fn check<W: Write>(args: &CheckArgs, out: &mut Output<W>) -> Result<ExitKind
                 Status::Ok => ("ok  ", Style::Ok),
                 Status::Warn => ("warn", Style::Warn),
                 Status::Fail => ("FAIL", Style::Fail),
+                Status::Skipped => ("skip", Style::Dim),
             };
             let word = out.paint(style, word);
             writeln!(out.out, "{word} {:<20} {}", c.id, c.message).map_err(Error::output)?;

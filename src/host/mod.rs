@@ -9,6 +9,7 @@ pub mod bootloader;
 pub mod capture;
 pub mod check;
 pub mod devfacts;
+pub mod kmsg;
 
 use std::path::{Path, PathBuf};
 

@@ -182,37 +182,74 @@ pub(super) fn check_bootloader(f: &Facts) -> Check {
             "edit your boot loader's kernel command line by hand; vfiotool prints the arguments to add",
         );
     };
-    // Arguments the config has that the running kernel did not get: not applied yet.
-    let wanted = [
-        "intel_iommu=on",
-        "amd_iommu=on",
-        "iommu=pt",
-        "initcall_blacklist=sysfb_init",
-    ];
-    let pending: Vec<&str> = wanted
-        .into_iter()
-        .filter(|a| b.configures(a) && !f.has_arg(a))
+    // Every argument the configuration sets is compared with what the running kernel got
+    // (exact text: a changed value counts as pending too). Then the VFIO-related keys the
+    // kernel got but the configuration no longer sets: removed, but still active until a reboot.
+    let pending: Vec<&str> = b
+        .configured_args
+        .iter()
+        .map(String::as_str)
+        .filter(|a| !f.has_arg(a))
         .collect();
-    if pending.is_empty() {
-        ok(id, false, format!("{} (/{config})", b.name()))
-    } else {
-        let apply = match b.kind {
-            bootloader::Kind::Grub => {
-                "update-grub (Fedora: grub2-mkconfig -o /boot/grub2/grub.cfg), then reboot"
-            }
-            bootloader::Kind::ProxmoxBootTool => "proxmox-boot-tool refresh, then reboot",
-            bootloader::Kind::Kernelstub => "reboot (kernelstub writes the loader entry itself)",
-            _ => "regenerate the boot entries, then reboot",
-        };
-        warn(
+    const KEYS: [&str; 12] = [
+        "intel_iommu",
+        "amd_iommu",
+        "iommu",
+        "pcie_acs_override",
+        "vfio-pci.ids",
+        "vfio_pci.ids",
+        "video",
+        "initcall_blacklist",
+        "intremap",
+        "modprobe.blacklist",
+        "kvm.ignore_msrs",
+        "vfio_iommu_type1.allow_unsafe_interrupts",
+    ];
+    let key = |a: &str| a.split('=').next().unwrap_or_default().to_string();
+    let removed: Vec<&str> = f
+        .cmdline
+        .iter()
+        .map(String::as_str)
+        .filter(|a| KEYS.contains(&key(a).as_str()) && !b.configured_args.iter().any(|c| c == a))
+        .filter(|a| !b.configured_args.iter().any(|c| key(c) == key(a)))
+        .collect();
+    if pending.is_empty() && removed.is_empty() {
+        return ok(
             id,
             false,
             format!(
-                "{} (/{config}) configures {} but the running kernel did not get it",
+                "{} (/{config}): the running kernel got all {} configured argument(s)",
                 b.name(),
-                pending.join(" ")
+                b.configured_args.len()
             ),
-            apply,
-        )
+        );
     }
+    let apply = match b.kind {
+        bootloader::Kind::Grub => "update-grub (Fedora: grub2-mkconfig -o /boot/grub2/grub.cfg), then reboot",
+        bootloader::Kind::ProxmoxBootTool => "proxmox-boot-tool refresh, then reboot",
+        bootloader::Kind::Kernelstub => "reboot (kernelstub writes the loader entry itself)",
+        bootloader::Kind::SystemdBoot => {
+            "kernel-install add $(uname -r) /lib/modules/$(uname -r)/vmlinuz, then reboot"
+        }
+        bootloader::Kind::Unknown => "regenerate the boot entries, then reboot",
+    };
+    let mut parts = Vec::new();
+    if !pending.is_empty() {
+        parts.push(format!(
+            "configures {} but the running kernel did not get it",
+            pending.join(" ")
+        ));
+    }
+    if !removed.is_empty() {
+        parts.push(format!(
+            "no longer sets {} but the running kernel still has it",
+            removed.join(" ")
+        ));
+    }
+    warn(
+        id,
+        false,
+        format!("{} (/{config}) {}", b.name(), parts.join("; ")),
+        apply,
+    )
 }

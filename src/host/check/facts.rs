@@ -53,6 +53,7 @@ pub(crate) struct Facts {
     pub(crate) allow_unsafe: Option<bool>,
     pub(crate) modprobe: Vec<ConfLine>,
     pub(crate) boot: BootLoader,
+    pub(crate) klog: crate::host::kmsg::KernelLog,
 }
 
 pub(crate) fn norm(module: &str) -> String {
@@ -144,6 +145,7 @@ pub(crate) fn gather(root: &HostRoot) -> Facts {
         allow_unsafe,
         modprobe: read_modprobe(root),
         boot: bootloader::detect(root),
+        klog: crate::host::kmsg::read(root),
     }
 }
 

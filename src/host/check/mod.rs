@@ -10,8 +10,11 @@
 //! The definitive interrupt-remapping test (`VFIO_SET_IOMMU` on a group bound to vfio-pci) needs
 //! ioctls, which live in `vfio/`: the caller passes it in as an [`IrProbe`] function.
 
+mod devices;
 mod display;
 pub(crate) mod facts;
+mod initramfs;
+mod kernel_log;
 mod modules;
 mod platform;
 #[cfg(test)]
@@ -26,6 +29,7 @@ use crate::vfio::ioctl::{VfioOps, GROUP_FLAGS_VIABLE, TYPE1V2_IOMMU, TYPE1_IOMMU
 
 use display::*;
 use facts::gather;
+use initramfs::*;
 use modules::*;
 pub(crate) use platform::ir_chips;
 use platform::*;
@@ -38,6 +42,8 @@ pub enum Status {
     Ok,
     Warn,
     Fail,
+    /// Not checked: what it needs could not be read (the message says what).
+    Skipped,
 }
 
 /// One line of `check`.
@@ -150,6 +156,16 @@ fn warn(id: &'static str, needed: bool, message: impl Into<String>, fix: impl In
     }
 }
 
+fn skipped(id: &'static str, why: impl Into<String>) -> Check {
+    Check {
+        id,
+        status: Status::Skipped,
+        message: why.into(),
+        fix: None,
+        needed: false,
+    }
+}
+
 fn fail(id: &'static str, message: impl Into<String>, fix: impl Into<String>) -> Check {
     Check {
         id,
@@ -190,7 +206,14 @@ pub fn run_with(root: &HostRoot, probe: Option<ProbeFn>) -> CheckReport {
         check_framebuffer(root, &f),
         check_boot_vga(&f),
         check_bootloader(&f),
+        check_initramfs(root, &f),
+        check_stale_driver(root, &f),
+        check_blacklist_lines(root, &f),
+        check_kvm_msrs(root),
     ];
+    let mut checks = checks;
+    checks.extend(devices::checks(root, &f));
+    checks.extend(kernel_log::checks(&f));
     let ready = !checks.iter().any(|c| c.status == Status::Fail);
     CheckReport {
         schema: SCHEMA,

@@ -337,3 +337,33 @@ pub(super) fn check_unsafe_interrupts(f: &Facts) -> Check {
         ok(id, false, "allow_unsafe_interrupts is not set")
     }
 }
+
+/// `kvm ignore_msrs`: Windows guests (and NVIDIA's drivers in them) read MSRs KVM does not
+/// emulate; with ignore_msrs=N the guest gets a #GP and often a blue screen.
+pub(super) fn check_kvm_msrs(root: &HostRoot) -> Check {
+    let id = "kvm_msrs";
+    let Some(v) = crate::host::devfacts::module_param(root, "kvm", "ignore_msrs") else {
+        return skipped(
+            id,
+            "kvm module parameters not found (kvm not loaded, or not captured)",
+        );
+    };
+    let report = crate::host::devfacts::module_param(root, "kvm", "report_ignored_msrs");
+    if v == "Y" || v == "1" {
+        let note = if report.as_deref() == Some("Y") {
+            " (report_ignored_msrs=Y fills the kernel log: set it to N to silence)"
+        } else {
+            ""
+        };
+        return ok(id, false, format!("kvm ignore_msrs=Y{note}"));
+    }
+    let mut c = ok(
+        id,
+        false,
+        "kvm ignore_msrs=N (default): fine for most guests; a Windows guest that blue-screens at boot or when GeForce Experience starts needs it",
+    );
+    c.fix = Some(
+        "only if a Windows guest crashes: echo 'options kvm ignore_msrs=1 report_ignored_msrs=0' > /etc/modprobe.d/kvm.conf, then reboot (or echo 1 > /sys/module/kvm/parameters/ignore_msrs)".into(),
+    );
+    c
+}
