@@ -256,6 +256,7 @@ fn bars(root: &HostRoot, cands: &[&Device]) -> Check {
     if problems.is_empty() {
         ok(id, false, notes.join("; "))
     } else {
+        problems.extend(notes);
         warn(
             id,
             false,
