@@ -400,3 +400,17 @@ fn list_and_groups_show_numa_nodes() {
     ]);
     assert!(stdout(&o).contains("| NUMA node: 1"), "{}", stdout(&o));
 }
+
+#[test]
+fn kernel_log_vfio_refused_for_want_of_remapping() {
+    let log = "6,1,0,-;DMAR: IOMMU enabled\n4,2,7123456,-;vfio_iommu_type1_attach_group: No interrupt remapping support.  Use the module param \"allow_unsafe_interrupts\" to enable VFIO IOMMU support on this platform\n";
+    let t = variant("misconfigured", &[("dev/kmsg", Some(log))]);
+    let doc = check(t.path());
+    let (s, m, fix) = get(&doc, "log_interrupt_remapping");
+    assert_eq!(s, "warn");
+    assert!(
+        m.starts_with("VFIO refused a group because the platform has no interrupt remapping"),
+        "{m}"
+    );
+    assert!(fix.contains("firmware setup"), "{fix}");
+}

@@ -111,6 +111,8 @@ pub const PATTERNS: &[Pattern] = &[
       r"(?i)no iommu_group found"),
     p(NoIommu, Libvirt, "unsupported configuration: host doesn't support passthrough of host PCI devices (src/qemu/qemu_hostdev.c)",
       r"(?i)host doesn't support passthrough of host PCI devices"),
+    p(NoIommu, Libvirt, "VFIO device assignment is currently not supported on this system (src/qemu/qemu_hostdev.c qemuHostdevPreparePCIDevicesCheckSupport: no IOMMU groups)",
+      r"(?i)VFIO device assignment is currently not supported on this system"),
     p(NoIommu, Libvirt, "No ACPI DMAR table found, IOMMU either disabled in BIOS or not supported by this hardware platform (tools/virt-host-validate-common.c)",
       r"(?i)No ACPI (?:DMAR|IVRS) table found, IOMMU either disabled"),
     p(NoIommu, Libvirt, "IOMMU appears to be disabled in kernel. Add intel_iommu=on to kernel cmdline arguments (tools/virt-host-validate-common.c)",

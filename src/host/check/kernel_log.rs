@@ -3,6 +3,7 @@
 //! x2APIC), BARs vfio-pci could not reserve, an ACS override the kernel ignores, RMRR-locked
 //! devices. Message formats (Linux): drivers/iommu/intel/dmar.c (`DMAR: [DMA Read] Request device
 //! [..] fault addr`), drivers/iommu/amd/iommu.c (`AMD-Vi: Event logged [IO_PAGE_FAULT ...]`),
+//! drivers/vfio/vfio_iommu_type1.c (`No interrupt remapping support.`),
 //! drivers/iommu/intel/irq_remapping.c (`DMAR-IR: Enabled IRQ remapping in %s mode`, `x2apic is
 //! disabled because BIOS sets x2apic opt out bit.`), arch/x86/kernel/apic/apic.c (`Not enabling
 //! interrupt remapping`), drivers/iommu/amd/init.c (`AMD-Vi: Interrupt remapping enabled`),
@@ -171,6 +172,19 @@ fn interrupt_remapping(f: &Facts, lines: &[String]) -> Check {
         .or_else(|| has("Failed to prepare irq remapping"));
     let optout = has("x2apic is disabled because BIOS sets x2apic opt out bit");
     let optout_old = has("requested that x2apic be disabled");
+    // vfio_iommu_type1 refused a group for want of remapping (drivers/vfio/vfio_iommu_type1.c).
+    if let Some(l) = has("No interrupt remapping support") {
+        let unsafe_set = f.allow_unsafe == Some(true);
+        return warn(
+            id,
+            false,
+            format!(
+                "VFIO refused a group because the platform has no interrupt remapping: {l}{}",
+                if unsafe_set { " (allow_unsafe_interrupts is set now)" } else { "" }
+            ),
+            "enable interrupt remapping (VT-d / AMD IOMMU, x2APIC) in the firmware setup and remove intremap=off if set; see the interrupt_remapping check",
+        );
+    }
     if let Some(l) = not_enabled {
         let arg = ["intremap=off", "nointremap"].into_iter().find(|a| f.has_arg(a));
         let fix = match arg {
