@@ -338,3 +338,32 @@ mod tests {
         assert_eq!(lines, 1);
     }
 }
+
+#[cfg(test)]
+mod fuzz {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn matcher() -> &'static Matcher {
+        static M: std::sync::OnceLock<Matcher> = std::sync::OnceLock::new();
+        M.get_or_init(Matcher::new)
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(128))]
+        // Total on any text: no panic, ids ranked and unique, every count positive.
+        #[test]
+        fn scan_is_total(text in "(?s).{0,2000}", noise in proptest::collection::vec(0u8..=255, 0..512)) {
+            let m = matcher();
+            let mut t = text.clone();
+            t.push_str(&String::from_utf8_lossy(&noise));
+            t.push_str("\nvfio 0000:01:00.0: group 1 is not viable\n");
+            let (found, lines) = scan(m, &t);
+            prop_assert!(lines >= 1);
+            prop_assert!(found.windows(2).all(|w| w[0].id < w[1].id));
+            prop_assert!(found.iter().all(|f| f.matches >= 1 && f.line >= 1 && f.line <= lines));
+            prop_assert!(found.iter().any(|f| f.id == CauseId::GroupNotViable));
+            let _ = read_input("x", t.as_bytes());
+        }
+    }
+}
