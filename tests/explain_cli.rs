@@ -349,3 +349,32 @@ fn binary_empty_huge_and_missing_input() {
     assert!(secs < 20.0, "8 MiB took {secs:.1} s");
     eprintln!("explain on 20 MiB (8 MiB read): {secs:.2} s");
 }
+
+/// docs/explain.md's table names exactly the fields the document has.
+#[test]
+fn documented_schema_matches() {
+    let doc = fs::read_to_string(common::repo().join("docs/explain.md")).unwrap();
+    let start = doc.find("## `vfiotool.explain/1`").expect("schema section");
+    let mut top = std::collections::BTreeSet::new();
+    let mut cause = std::collections::BTreeSet::new();
+    for line in doc[start..]
+        .lines()
+        .skip_while(|l| !l.starts_with("| field"))
+        .skip(2)
+    {
+        let Some(cell) = line.strip_prefix("| `") else {
+            break;
+        };
+        let name = cell.split('`').next().unwrap().to_string();
+        match name.strip_prefix("causes[].") {
+            Some(c) => cause.insert(c.to_string()),
+            None => top.insert(name),
+        };
+    }
+    let (_, d) = explain_text("group 1 is not viable\n", &host("amd-workstation"));
+    let keys = |v: &Value| -> std::collections::BTreeSet<String> {
+        v.as_object().unwrap().keys().cloned().collect()
+    };
+    assert_eq!(keys(&d), top);
+    assert_eq!(keys(&d["causes"][0]), cause);
+}

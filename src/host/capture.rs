@@ -8,8 +8,10 @@
 //! `proc/{cmdline,interrupts,iomem,sys/kernel/osrelease}`, `proc/cpuinfo` (vendor, model and
 //! flags of the first CPU only), the boot loader and modprobe files under `etc/`, the lines of
 //! `lib/modules/<release>/modules.{dep,builtin,alias}` that concern the checked modules and the
-//! present devices, and an empty `dev/kvm` when `/dev/kvm` exists. ROM contents and anything
-//! else are never copied. Files that cannot be read are listed in `skipped`, not fatal.
+//! present devices, an empty `dev/kvm` when `/dev/kvm` exists, the kernel log as `dev/kmsg`
+//! (the /dev/kmsg records), and an empty `boot/initrd.img-<release>` (or the dracut/mkinitcpio
+//! name) carrying the real initramfs's modification time; copied files keep their modification
+//! times. ROM and initramfs contents and anything else are never copied. Files that cannot be read are listed in `skipped`, not fatal.
 
 use std::fs;
 use std::io;
