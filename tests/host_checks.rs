@@ -414,3 +414,36 @@ fn kernel_log_vfio_refused_for_want_of_remapping() {
     );
     assert!(fix.contains("firmware setup"), "{fix}");
 }
+
+/// The kernel log the real Debian 6.1 kernel wrote in the QEMU guest with intremap=off
+/// (tests/guest/scenarios/intremap_off, imported with import-guest-capture.sh): VFIO's refusal
+/// is there three times, and nothing else the log checks look for.
+#[test]
+fn real_guest_kernel_log_intremap_off() {
+    let doc = check(&fixture("guest-intremap_off"));
+    let (s, m, _) = get(&doc, "kernel_log");
+    assert_eq!(s, "ok", "{m}");
+    let (s, m, _) = get(&doc, "log_interrupt_remapping");
+    assert_eq!(s, "warn");
+    assert!(
+        m.contains("vfio_iommu_type1_attach_group: No interrupt remapping support."),
+        "{m}"
+    );
+    for id in ["iommu_faults", "log_bar_reserve", "log_acs_override", "log_rmrr"] {
+        assert_eq!(get(&doc, id).0, "ok", "{id}: {}", get(&doc, id).1);
+    }
+    // explain on the same log names the cause.
+    let log = fixture("guest-intremap_off").join("dev/kmsg");
+    let o = run(&[
+        "explain",
+        "--json",
+        "--root",
+        fixture("guest-intremap_off").to_str().unwrap(),
+        log.to_str().unwrap(),
+    ]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let d: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(d["causes"][0]["id"], "no_interrupt_remapping");
+    assert_eq!(d["causes"][0]["matches"], 3);
+    assert_eq!(d["causes"].as_array().unwrap().len(), 1, "{d}");
+}
