@@ -378,3 +378,21 @@ fn documented_schema_matches() {
     assert_eq!(keys(&d), top);
     assert_eq!(keys(&d["causes"][0]), cause);
 }
+
+/// On the live host the fix looks for the process that holds /dev/vfio/N (bounded /proc scan).
+#[test]
+fn device_busy_live_scan() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("log.txt");
+    fs::write(
+        &f,
+        "vfio 0000:0a:00.0: failed to open /dev/vfio/999: Device or resource busy\n",
+    )
+    .unwrap();
+    let o = run(&["explain", "--json", f.to_str().unwrap()]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let d: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(d["host"], "live");
+    let fix = cause(&d, "device_busy")["fix"].as_str().unwrap();
+    assert!(fix.contains("nothing holds /dev/vfio/999 now"), "{fix}");
+}
