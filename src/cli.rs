@@ -89,6 +89,7 @@ Exit: 0 every needed check passed (warnings allowed), 1 a needed check failed.")
   vfiotool explain task.log                 a Proxmox task log, QEMU or libvirt error
   vfiotool explain --json err.txt | jq '.causes[0].fix'
   vfiotool explain --root bug-report/ err.txt   fixes from a captured host
+  sudo vfiotool explain --kernel-log        what this boot's kernel log shows
 
 Exit: 0 at least one cause recognised, 1 nothing recognised, 3 binary or empty input,
 4 the file cannot be read. Reads at most 8 MiB. Cause ids: docs/explain.md.")]
@@ -273,8 +274,12 @@ pub struct CaptureArgs {
 #[derive(Debug, Args)]
 pub struct ExplainArgs {
     /// The text to explain; `-` or nothing reads standard input.
-    #[arg(value_name = "FILE")]
+    #[arg(value_name = "FILE", conflicts_with = "kernel_log")]
     pub file: Option<PathBuf>,
+
+    /// Explain the kernel log (/dev/kmsg, root; or dev/kmsg under --root) instead of FILE.
+    #[arg(long)]
+    pub kernel_log: bool,
 
     #[command(flatten)]
     pub root: RootArgs,

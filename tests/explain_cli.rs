@@ -396,3 +396,28 @@ fn device_busy_live_scan() {
     let fix = cause(&d, "device_busy")["fix"].as_str().unwrap();
     assert!(fix.contains("nothing holds /dev/vfio/999 now"), "{fix}");
 }
+
+/// `--kernel-log` explains the log `check` reads (here the captured dev/kmsg of a fixture).
+#[test]
+fn kernel_log_option() {
+    let o = run(&[
+        "explain",
+        "--json",
+        "--kernel-log",
+        "--root",
+        &host("misconfigured"),
+    ]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let d: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(d["input"], "/dev/kmsg");
+    assert_eq!(ids(&d), ["rmrr", "bar_reserve", "reset_failed"]);
+    let o = run(&["explain", "--kernel-log", "--root", &host("amd-workstation")]);
+    assert_eq!(code(&o), 4);
+    assert!(
+        stderr(&o).contains("vfiotool capture saves it as dev/kmsg"),
+        "{}",
+        stderr(&o)
+    );
+    let o = run(&["explain", "--kernel-log", "x.log"]);
+    assert_eq!(code(&o), 2, "FILE and --kernel-log conflict");
+}

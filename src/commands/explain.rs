@@ -1,17 +1,36 @@
 //! `vfiotool explain [FILE|-]`: read the text (bounded), match the known failures, print each
 //! cause with its evidence line and the fix for this host (docs/explain.md).
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::path::Path;
 
 use crate::cli::ExplainArgs;
 use crate::commands::host::host_root;
 use crate::error::{Error, ExitKind, Result};
 use crate::explain::{self, Input, MAX_INPUT};
+use crate::host::kmsg::{self, KernelLog};
+use crate::host::HostRoot;
 use crate::output::{Output, Style};
 
-fn read(args: &ExplainArgs) -> Result<Input> {
+fn read(args: &ExplainArgs, root: &HostRoot) -> Result<Input> {
+    if args.kernel_log {
+        return match kmsg::read(root) {
+            KernelLog::Read { lines, .. } => {
+                let text = lines.join("\n");
+                explain::read_input(&format!("/{}", kmsg::REL_PATH), text.as_bytes())
+            }
+            KernelLog::Unavailable(why) if root.is_live() => Err(Error::system(format!("kernel log: {why}"))),
+            KernelLog::Unavailable(why) => Err(Error::system(format!(
+                "kernel log of {}: {why} (vfiotool capture saves it as dev/kmsg)",
+                root.base.display()
+            ))),
+        };
+    }
     match args.file.as_deref() {
+        // Waiting on a terminal for a paste nobody announced looks like a hang: say what to do.
+        None if std::io::stdin().is_terminal() => Err(Error::usage(
+            "no FILE: name a log file, pipe one in (journalctl -b | vfiotool explain -), or use --kernel-log",
+        )),
         None => explain::read_input("-", std::io::stdin().lock()),
         Some(p) if p == Path::new("-") => explain::read_input("-", std::io::stdin().lock()),
         Some(p) => {
@@ -28,8 +47,8 @@ fn read(args: &ExplainArgs) -> Result<Input> {
 }
 
 pub fn explain<W: Write>(args: &ExplainArgs, out: &mut Output<W>) -> Result<ExitKind> {
-    let input = read(args)?;
     let root = host_root(&args.root);
+    let input = read(args, &root)?;
     let report = explain::explain(&input, &root);
     if out.json {
         out.json_doc(&report).map_err(Error::output)?;
