@@ -21,3 +21,18 @@ else
   expect_rc 1
   expect_out '"causes":[]'
 fi
+# A device on vfio-pci is a passthrough candidate: reset, d3cold and bars read its real sysfs
+# attributes (reset_method, d3cold_allowed, power_state, resource) and name it.
+vt bind 00:03.0
+expect_rc 0
+vt --json check
+expect_out '"id":"reset","status":"ok"'
+expect_out '0000:00:03.0'
+expect_out '"id":"d3cold","status":"ok"'
+expect_out '0000:00:03.0 d3cold_allowed='
+expect_out '"id":"bars","status":"ok","message":"no GPU to pass through"'
+expect_out '"id":"stale_driver","status":"ok"'
+expect_out '"id":"blacklist_lines","status":"ok"'
+vt unbind 00:03.0
+expect_rc 0
+expect_driver 0000:00:03.0 none
