@@ -447,3 +447,14 @@ fn real_guest_kernel_log_intremap_off() {
     assert_eq!(d["causes"][0]["matches"], 3);
     assert_eq!(d["causes"].as_array().unwrap().len(), 1, "{d}");
 }
+
+/// A 5.15+ kernel shows no reset_method for a device without any reset: that device keeps its
+/// state between VM runs (the no-iommu tree's NVIDIA GPU on 6.8).
+#[test]
+fn no_reset_method_on_a_new_kernel() {
+    let doc = check(&fixture("no-iommu"));
+    let (s, m, fix) = get(&doc, "reset");
+    assert_eq!(s, "warn");
+    assert!(m.contains("0000:01:00.0 has no reset method"), "{m}");
+    assert!(fix.contains("one VM run per host boot"), "{fix}");
+}

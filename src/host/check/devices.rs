@@ -66,13 +66,18 @@ fn reset(root: &HostRoot, f: &Facts, cands: &[&Device]) -> Check {
             continue;
         }
         if methods.is_empty() {
-            if root.sysfs.device_attr(&a, "reset_method").exists() || f.version.is_some_and(|v| v < (5, 15)) {
+            // 5.15+ shows reset_method only for devices that have a reset method at all
+            // (pci_dev_reset_method_attr_is_visible); older kernels have no such file.
+            let file = root.sysfs.device_attr(&a, "reset_method").exists();
+            if file || f.version.is_some_and(|v| v >= (5, 15)) {
                 problems.push(format!(
                     "{a} has no reset method: it keeps its state between VM runs"
                 ));
                 fixes.push(format!("nothing to set: pass {a} only to one VM run per host boot, or reset the slot by removing and rescanning it"));
             } else {
-                notes.push(format!("{a} reset methods not listed (no reset_method file)"));
+                notes.push(format!(
+                    "{a} reset methods unknown (no reset_method file before 5.15)"
+                ));
             }
             continue;
         }
