@@ -83,6 +83,17 @@ Exit: 0 every needed check passed (warnings allowed), 1 a needed check failed.")
   sudo vfiotool capture host-tree/ && tar czf host-tree.tgz host-tree/
   vfiotool groups --root host-tree/     the same view, later or elsewhere")]
     Capture(CaptureArgs),
+    /// Find known VFIO failures in pasted logs and give the cause and the fix for this host.
+    #[command(after_help = "Examples:
+  journalctl -b | vfiotool explain -        every known failure in this boot's log
+  vfiotool explain task.log                 a Proxmox task log, QEMU or libvirt error
+  vfiotool explain --json err.txt | jq '.causes[0].fix'
+  vfiotool explain --root bug-report/ err.txt   fixes from a captured host
+  sudo vfiotool explain --kernel-log        what this boot's kernel log shows
+
+Exit: 0 at least one cause recognised, 1 nothing recognised, 3 binary or empty input,
+4 the file cannot be read. Reads at most 8 MiB. Cause ids: docs/explain.md.")]
+    Explain(ExplainArgs),
     /// Print Proxmox, libvirt or QEMU configuration for passing a device through.
     #[command(after_help = "Examples:
   vfiotool config 01:00 --for proxmox --vmid 100 --rom gpu.rom
@@ -322,6 +333,20 @@ pub struct CaptureArgs {
     /// Directory to write the tree into (created; must be empty if it exists).
     #[arg(value_name = "DIR")]
     pub output: PathBuf,
+
+    #[command(flatten)]
+    pub root: RootArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ExplainArgs {
+    /// The text to explain; `-` or nothing reads standard input.
+    #[arg(value_name = "FILE", conflicts_with = "kernel_log")]
+    pub file: Option<PathBuf>,
+
+    /// Explain the kernel log (/dev/kmsg, root; or dev/kmsg under --root) instead of FILE.
+    #[arg(long)]
+    pub kernel_log: bool,
 
     #[command(flatten)]
     pub root: RootArgs,

@@ -12,6 +12,7 @@ pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod error;
+pub mod explain;
 pub mod fsutil;
 pub mod host;
 pub mod output;

@@ -428,7 +428,20 @@ fn check_ready_amd_workstation() {
             "acs_override",
             "framebuffer",
             "boot_vga",
-            "bootloader"
+            "bootloader",
+            "initramfs",
+            "stale_driver",
+            "blacklist_lines",
+            "kvm_msrs",
+            "reset",
+            "d3cold",
+            "bars",
+            "kernel_log",
+            "iommu_faults",
+            "log_interrupt_remapping",
+            "log_bar_reserve",
+            "log_acs_override",
+            "log_rmrr"
         ]
     );
     assert!(check_status(&doc, "interrupt_remapping").1.contains("IR-PCI-MSI"));
@@ -582,7 +595,13 @@ fn check_missing_vfio_module_fails() {
 
 #[test]
 fn capture_round_trips_every_view() {
-    for name in ["amd-workstation", "intel-4gpu-acs", "intel-vmd", "no-iommu"] {
+    for name in [
+        "amd-workstation",
+        "intel-4gpu-acs",
+        "intel-vmd",
+        "no-iommu",
+        "misconfigured",
+    ] {
         let out = tempfile::tempdir().unwrap();
         let dst = out.path().join("tree");
         let dst_s = dst.to_str().unwrap();
@@ -801,7 +820,13 @@ fn synthetic_fixtures_match_their_generator() {
         .status()
         .expect("python3 runs generate.py");
     assert!(status.success());
-    for name in ["amd-workstation", "intel-4gpu-acs", "intel-vmd", "no-iommu"] {
+    for name in [
+        "amd-workstation",
+        "intel-4gpu-acs",
+        "intel-vmd",
+        "no-iommu",
+        "misconfigured",
+    ] {
         let fresh = tree_listing(&out.path().join(name));
         assert!(fresh.len() > 50, "{name}: {} entries", fresh.len());
         assert_eq!(

@@ -48,12 +48,16 @@ pub struct DeviceView {
     pub modules: Vec<String>,
     /// Why the host probably needs this device (storage, network, USB, chipset, boot GPU).
     pub host_role: Option<&'static str>,
+    /// sysfs `numa_node` (-1: the platform does not say, as on single-node hosts; null:
+    /// unreadable). Pin a GPU's VM to the CPUs of that node.
+    pub numa_node: Option<i32>,
 }
 
 /// Names and modules for a set of devices, each looked up once.
 struct Lookup {
     names: Names,
     aliases: ModuleAliases,
+    root: HostRoot,
 }
 
 impl Lookup {
@@ -76,7 +80,11 @@ impl Lookup {
             Some(dir) => ModuleAliases::load(&dir.join("modules.alias"))?,
             None => ModuleAliases::default(),
         };
-        Ok(Lookup { names, aliases })
+        Ok(Lookup {
+            names,
+            aliases,
+            root: root.clone(),
+        })
     }
 
     fn view(&self, d: &Device) -> DeviceView {
@@ -96,6 +104,7 @@ impl Lookup {
             subsystem_name,
             modules: self.aliases.modules_for(d),
             host_role: d.host_role(),
+            numa_node: crate::host::devfacts::numa_node(&self.root, &d.address),
             device: d.clone(),
         }
     }
@@ -190,6 +199,9 @@ fn print_device<W: Write>(
     }
     if d.rom {
         extra.push("ROM: yes".into());
+    }
+    if let Some(n) = v.numa_node.filter(|n| *n >= 0) {
+        extra.push(format!("NUMA node: {n}"));
     }
     if d.bridge {
         extra.push("Bridge".into());
@@ -383,6 +395,9 @@ fn short_line(v: &DeviceView, full: bool) -> String {
     if let Some(d) = &v.device.driver {
         tags.push(format!("driver {d}"));
     }
+    if let Some(n) = v.numa_node.filter(|n| *n >= 0 && v.device.is_display()) {
+        tags.push(format!("NUMA node {n}"));
+    }
     if v.device.bridge {
         tags.push("bridge".to_string());
     } else if let Some(role) = v.host_role {
@@ -411,6 +426,7 @@ pub fn check<W: Write>(args: &CheckArgs, out: &mut Output<W>) -> Result<ExitKind
                 Status::Ok => ("ok  ", Style::Ok),
                 Status::Warn => ("warn", Style::Warn),
                 Status::Fail => ("FAIL", Style::Fail),
+                Status::Skipped => ("skip", Style::Dim),
             };
             let word = out.paint(style, word);
             writeln!(out.out, "{word} {:<20} {}", c.id, c.message).map_err(Error::output)?;

@@ -10,6 +10,7 @@ use crate::output::Output;
 
 pub mod bind;
 pub mod config;
+pub mod explain;
 pub mod host;
 pub mod persist;
 pub mod rom;
@@ -30,5 +31,6 @@ pub fn run<W: Write>(command: Command, out: &mut Output<W>) -> Result<ExitKind> 
         Command::List(args) => host::list(&args, out),
         Command::Groups(args) => host::groups(&args, out),
         Command::Capture(args) => host::capture(&args, out),
+        Command::Explain(args) => explain::explain(&args, out),
     }
 }

@@ -8,8 +8,10 @@
 //! `proc/{cmdline,interrupts,iomem,sys/kernel/osrelease}`, `proc/cpuinfo` (vendor, model and
 //! flags of the first CPU only), the boot loader and modprobe files under `etc/`, the lines of
 //! `lib/modules/<release>/modules.{dep,builtin,alias}` that concern the checked modules and the
-//! present devices, and an empty `dev/kvm` when `/dev/kvm` exists. ROM contents and anything
-//! else are never copied. Files that cannot be read are listed in `skipped`, not fatal.
+//! present devices, an empty `dev/kvm` when `/dev/kvm` exists, the kernel log as `dev/kmsg`
+//! (the /dev/kmsg records), and an empty `boot/initrd.img-<release>` (or the dracut/mkinitcpio
+//! name) carrying the real initramfs's modification time; copied files keep their modification
+//! times. ROM and initramfs contents and anything else are never copied. Files that cannot be read are listed in `skipped`, not fatal.
 
 use std::fs;
 use std::io;
@@ -19,6 +21,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use crate::error::{Error, Result};
+use crate::host::kmsg::{self, KernelLog};
 use crate::host::HostRoot;
 use crate::pci::device::Device;
 use crate::pci::modules::glob_match;
@@ -27,7 +30,7 @@ use crate::pci::sysfs;
 pub const SCHEMA: &str = "vfiotool.capture/1";
 
 /// Device attributes copied as files (`rom` is written as an empty marker, never read).
-const DEVICE_FILES: [&str; 16] = [
+const DEVICE_FILES: [&str; 23] = [
     "config",
     "vendor",
     "device",
@@ -44,6 +47,13 @@ const DEVICE_FILES: [&str; 16] = [
     "numa_node",
     "enable",
     "d3cold_allowed",
+    "power_state",
+    "resource0_resize",
+    "resource1_resize",
+    "resource2_resize",
+    "resource3_resize",
+    "resource4_resize",
+    "resource5_resize",
 ];
 
 /// Modules whose `/sys/module` entry and `modules.dep` line the checks read.
@@ -108,15 +118,31 @@ impl Writer<'_> {
         Ok(())
     }
 
-    /// Copy one file of at most `limit` bytes; unreadable files are recorded, missing ones skipped.
+    /// Copy one file of at most `limit` bytes, keeping its modification time (the initramfs
+    /// check compares them); unreadable files are recorded, missing ones skipped.
     fn copy_file(&mut self, src: &Path, rel: &Path, limit: u64) -> Result<()> {
         match sysfs::read_bytes(src, limit) {
-            Ok(Some(bytes)) => self.write(rel, &bytes),
+            Ok(Some(bytes)) => {
+                self.write(rel, &bytes)?;
+                self.keep_mtime(src, rel);
+                Ok(())
+            }
             Ok(None) => Ok(()),
             Err(e) => {
                 self.skipped.push(e.to_string());
                 Ok(())
             }
+        }
+    }
+
+    /// Give the copy at `rel` the modification time of `src` (best effort: sysfs files have
+    /// none worth keeping, and a failure only loses the initramfs comparison).
+    fn keep_mtime(&mut self, src: &Path, rel: &Path) {
+        let Ok(t) = fs::metadata(src).and_then(|m| m.modified()) else {
+            return;
+        };
+        if let Ok(f) = fs::File::options().write(true).open(self.out.join(rel)) {
+            let _ = f.set_modified(t);
         }
     }
 
@@ -171,6 +197,12 @@ pub fn capture(src: &HostRoot, out: &Path) -> Result<CaptureSummary> {
     capture_modules(&mut w, &devices)?;
     if src.path("dev/kvm").exists() {
         w.write(Path::new("dev/kvm"), b"")?;
+    }
+    capture_boot(&mut w)?;
+    if let KernelLog::Read { raw, .. } = kmsg::read(src) {
+        let mut text = raw.join("\n");
+        text.push('\n');
+        w.write(Path::new(kmsg::REL_PATH), text.as_bytes())?;
     }
     let summary = CaptureSummary {
         schema: SCHEMA,
@@ -345,6 +377,27 @@ fn capture_proc(w: &mut Writer) -> Result<()> {
     Ok(())
 }
 
+/// The running kernel's initramfs, as an empty file with its modification time (never its
+/// contents): the initramfs check compares that time with the modprobe.d files'.
+fn capture_boot(w: &mut Writer) -> Result<()> {
+    let Some(release) = w.src.kernel_release() else {
+        return Ok(());
+    };
+    for rel in [
+        format!("boot/initrd.img-{release}"),
+        format!("boot/initramfs-{release}.img"),
+        format!("boot/initrd-{release}"),
+        "boot/initramfs-linux.img".to_string(),
+    ] {
+        let src = w.src.path(&rel);
+        if src.is_file() {
+            w.write(Path::new(&rel), b"")?;
+            w.keep_mtime(&src, Path::new(&rel));
+        }
+    }
+    Ok(())
+}
+
 fn capture_etc(w: &mut Writer) -> Result<()> {
     let files = [
         "etc/default/grub",
@@ -354,6 +407,8 @@ fn capture_etc(w: &mut Writer) -> Result<()> {
         "etc/modules",
         "etc/initramfs-tools/modules",
         "etc/mkinitcpio.conf",
+        "etc/os-release",
+        "etc/dracut.conf",
     ];
     for f in files {
         w.copy_file(&w.src.path(f), Path::new(f), 1024 * 1024)?;

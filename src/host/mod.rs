@@ -1,5 +1,6 @@
-//! Host readiness for VFIO passthrough: the checks behind `vfiotool check` ([`check`]) and the
-//! boot loader that owns the kernel command line ([`bootloader`]).
+//! Host readiness for VFIO passthrough: the checks behind `vfiotool check` ([`check`]), the
+//! boot loader that owns the kernel command line ([`bootloader`]), the kernel log ([`kmsg`]) and
+//! the per-device facts `check` and `explain` share ([`devfacts`]).
 //!
 //! Owns: reads of `/proc`, `/etc`, `/lib/modules` and `/boot`, always through a [`HostRoot`],
 //! so every check runs the same on the live host and on a tree saved by `vfiotool capture`.
@@ -8,6 +9,8 @@
 pub mod bootloader;
 pub mod capture;
 pub mod check;
+pub mod devfacts;
+pub mod kmsg;
 
 use std::path::{Path, PathBuf};
 

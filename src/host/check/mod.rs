@@ -1,0 +1,226 @@
+//! `vfiotool check`: is this host ready for VFIO passthrough, and what exactly to change.
+//!
+//! Every check reads through a [`HostRoot`], so it runs the same on a captured tree. A check is
+//! `ok`, `warn` (works, but something is risky or suboptimal) or `fail` (passthrough will not
+//! work). Only `needed` checks can fail; the report is `ready` when none failed. Check ids are
+//! stable (docs/host.md): `kvm`, `iommu`, `cmdline`, `interrupt_remapping`,
+//! `unsafe_interrupts`, `vfio_modules`, `vfio_pci_options`, `blacklist`, `acs_override`,
+//! `framebuffer`, `boot_vga`, `bootloader`.
+//!
+//! The definitive interrupt-remapping test (`VFIO_SET_IOMMU` on a group bound to vfio-pci) needs
+//! ioctls, which live in `vfio/`: the caller passes it in as an [`IrProbe`] function.
+
+mod devices;
+mod display;
+pub(crate) mod facts;
+mod initramfs;
+mod kernel_log;
+mod modules;
+mod platform;
+#[cfg(test)]
+mod tests;
+
+use serde::Serialize;
+
+use crate::host::bootloader::BootLoader;
+use crate::host::HostRoot;
+use crate::pci::groups::Groups;
+use crate::vfio::ioctl::{VfioOps, GROUP_FLAGS_VIABLE, TYPE1V2_IOMMU, TYPE1_IOMMU};
+
+use display::*;
+use facts::gather;
+use initramfs::*;
+use modules::*;
+pub(crate) use platform::ir_chips;
+use platform::*;
+
+pub const SCHEMA: &str = "vfiotool.check/1";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Ok,
+    Warn,
+    Fail,
+    /// Not checked: what it needs could not be read (the message says what).
+    Skipped,
+}
+
+/// One line of `check`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Check {
+    pub id: &'static str,
+    pub status: Status,
+    pub message: String,
+    /// What to do on this host (one step per line), `null` when nothing is to be done.
+    pub fix: Option<String>,
+    /// A failure here means passthrough cannot work (sets `ready` to false).
+    pub needed: bool,
+}
+
+/// The whole `vfiotool.check/1` document.
+#[derive(Debug, Clone, Serialize)]
+pub struct CheckReport {
+    pub schema: &'static str,
+    /// No needed check failed.
+    pub ready: bool,
+    pub kernel_release: Option<String>,
+    pub cpu_vendor: Option<String>,
+    pub bootloader: BootLoader,
+    pub checks: Vec<Check>,
+}
+
+/// The outcome of the definitive interrupt-remapping test.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IrProbe {
+    /// `VFIO_SET_IOMMU` succeeded on this group.
+    Passed { group: u32 },
+    /// `VFIO_SET_IOMMU` (or an earlier step) was refused on this group.
+    Refused { group: u32, error: String },
+    /// Not run, and why.
+    NotTested(String),
+}
+
+/// The test a caller can plug in: given the host's groups, try `VFIO_SET_IOMMU` on one.
+pub type ProbeFn<'a> = &'a dyn Fn(&Groups) -> IrProbe;
+
+/// The definitive interrupt-remapping test: on the first group whose endpoints are all on
+/// vfio-pci, open the container and the group under `dev_vfio` (`/dev/vfio`), attach the group and
+/// call `VFIO_SET_IOMMU` (TYPE1v2 when offered, else TYPE1). It never opens a device fd, so no
+/// device is reset; the fds close (and the container is released) when this returns.
+pub fn probe_set_iommu<V: VfioOps>(ops: &V, dev_vfio: &std::path::Path, groups: &Groups) -> IrProbe {
+    let candidate = groups.groups.iter().find(|g| {
+        let mut endpoints = g.endpoints().peekable();
+        endpoints.peek().is_some() && g.endpoints().all(|d| d.driver.as_deref() == Some("vfio-pci"))
+    });
+    let Some(g) = candidate else {
+        return IrProbe::NotTested("no group bound to vfio-pci".into());
+    };
+    let group = g.group;
+    let container = match ops.open(&dev_vfio.join("vfio")) {
+        Ok(c) => c,
+        Err(e) => return IrProbe::NotTested(format!("{}: {e}", dev_vfio.join("vfio").display())),
+    };
+    let group_path = dev_vfio.join(group.to_string());
+    let gfd = match ops.open(&group_path) {
+        Ok(f) => f,
+        Err(e) if e.raw_os_error() == Some(nix::libc::EBUSY) => {
+            return IrProbe::NotTested(format!("group {group} is in use (a VM holds it)"))
+        }
+        Err(e) => return IrProbe::NotTested(format!("{}: {e}", group_path.display())),
+    };
+    match ops.group_status(&gfd) {
+        Ok(flags) if flags & GROUP_FLAGS_VIABLE == 0 => {
+            return IrProbe::NotTested(format!("group {group} is not viable"))
+        }
+        Ok(_) => {}
+        Err(e) => return IrProbe::NotTested(format!("group {group}: VFIO_GROUP_GET_STATUS: {e}")),
+    }
+    if let Err(e) = ops.set_container(&gfd, &container) {
+        return IrProbe::Refused {
+            group,
+            error: format!("VFIO_GROUP_SET_CONTAINER: {e}"),
+        };
+    }
+    let iommu_type = if ops.check_extension(&container, TYPE1V2_IOMMU).unwrap_or(false) {
+        TYPE1V2_IOMMU
+    } else {
+        TYPE1_IOMMU
+    };
+    match ops.set_iommu(&container, iommu_type) {
+        Ok(()) => IrProbe::Passed { group },
+        Err(e) => IrProbe::Refused {
+            group,
+            error: format!("VFIO_SET_IOMMU: {e}"),
+        },
+    }
+}
+
+fn ok(id: &'static str, needed: bool, message: impl Into<String>) -> Check {
+    Check {
+        id,
+        status: Status::Ok,
+        message: message.into(),
+        fix: None,
+        needed,
+    }
+}
+
+fn warn(id: &'static str, needed: bool, message: impl Into<String>, fix: impl Into<String>) -> Check {
+    Check {
+        id,
+        status: Status::Warn,
+        message: message.into(),
+        fix: Some(fix.into()),
+        needed,
+    }
+}
+
+fn skipped(id: &'static str, why: impl Into<String>) -> Check {
+    Check {
+        id,
+        status: Status::Skipped,
+        message: why.into(),
+        fix: None,
+        needed: false,
+    }
+}
+
+fn fail(id: &'static str, message: impl Into<String>, fix: impl Into<String>) -> Check {
+    Check {
+        id,
+        status: Status::Fail,
+        message: message.into(),
+        fix: Some(fix.into()),
+        needed: true,
+    }
+}
+
+/// Run every check; no definitive interrupt-remapping test.
+pub fn run(root: &HostRoot) -> CheckReport {
+    run_with(root, None)
+}
+
+/// Run every check; `probe`, when given, runs the definitive interrupt-remapping test.
+pub fn run_with(root: &HostRoot, probe: Option<ProbeFn>) -> CheckReport {
+    let f = gather(root);
+    let ir_probe = match probe {
+        Some(p) if f.iommu_active() => p(&f.groups),
+        Some(_) => IrProbe::NotTested("no IOMMU groups".into()),
+        None => IrProbe::NotTested(if root.is_live() {
+            "no group bound to vfio-pci".into()
+        } else {
+            "a captured tree cannot be probed".into()
+        }),
+    };
+    let checks = vec![
+        check_kvm(root, &f),
+        check_iommu(root, &f),
+        check_cmdline(&f),
+        check_interrupt_remapping(root, &f, &ir_probe),
+        check_unsafe_interrupts(&f),
+        check_vfio_modules(root, &f),
+        check_vfio_pci_options(&f),
+        check_blacklist(&f),
+        check_acs_override(&f),
+        check_framebuffer(root, &f),
+        check_boot_vga(&f),
+        check_bootloader(&f),
+        check_initramfs(root, &f),
+        check_stale_driver(root, &f),
+        check_blacklist_lines(root, &f),
+        check_kvm_msrs(root),
+    ];
+    let mut checks = checks;
+    checks.extend(devices::checks(root, &f));
+    checks.extend(kernel_log::checks(&f));
+    let ready = !checks.iter().any(|c| c.status == Status::Fail);
+    CheckReport {
+        schema: SCHEMA,
+        ready,
+        kernel_release: f.release.clone(),
+        cpu_vendor: f.cpu_vendor.clone(),
+        bootloader: f.boot.clone(),
+        checks,
+    }
+}
