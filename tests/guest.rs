@@ -2,7 +2,7 @@
 //!
 //! For each machine configuration (normal; `intel_iommu=off`; interrupt remapping off) this
 //! harness builds a static `vfiotool` (separate target dir `target/guest/build`), packs it with
-//! busybox, the VFIO modules of the Debian cloud kernel, ROM files and the scenario scripts of
+//! busybox, the modules of the Debian kernel (cloud, or generic for the gpu machine), ROM files and the scenario scripts of
 //! that machine (`tests/guest/scenarios/MACHINE/*.sh`) into an initramfs, boots it under TCG, and
 //! turns the `@@` markers the guest prints on its serial console into one named test result per
 //! scenario. A guest that cannot be built or booted fails every test of its machine loudly, with
@@ -10,7 +10,9 @@
 //!
 //! Run one machine: `cargo test --test guest normal::`. Benchmark (ignored by default):
 //! `cargo test --release --test guest -- --ignored bench::`. Logs: `target/guest/MACHINE/serial.log`.
-//! Environment: `VFIOTOOL_GUEST_TIMEOUT` (seconds per boot, default 300).
+//! Environment: `VFIOTOOL_GUEST_TIMEOUT` (seconds per boot, default 300), `VFIOTOOL_TEST_CACHE`
+//! (where the kernel packages are unpacked once, outside the repo; default
+//! /var/cache/vfiotool-tests). The module load order comes from each .ko's `depends=`.
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -38,7 +40,38 @@ struct Machine {
     /// Also pack the host's QEMU (binary, shared libraries, OVMF) so a scenario can start a VM
     /// inside the guest with what `vfiotool config --for qemu` prints.
     with_qemu: bool,
+    /// Which Debian kernel the machine boots.
+    kernel: Flavour,
+    /// Modules to load (by name); their dependencies are found from each .ko's `depends=` and
+    /// loaded first. Soft dependencies (a codec driver before the controller) are given in order.
+    modules: &'static [&'static str],
+    /// Build tests/guest/module (the slowremove driver) against the kernel's headers and pack it
+    /// as /lib/modules/extra/slowremove.ko (not loaded by /init: the scenarios load it).
+    slowremove: bool,
+    /// Extra QEMU arguments (audio backends and the like), `{rom:NAME}` replaced as in devices.
+    extra_args: &'static [&'static str],
 }
+
+/// The Debian kernel flavours the guests boot. Cloud boots in about half the time; generic has
+/// the DRM and sound drivers a GPU needs.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Flavour {
+    Cloud,
+    Generic,
+}
+
+impl Flavour {
+    /// The metapackage whose dependency names the current kernel package.
+    fn meta(self) -> &'static str {
+        match self {
+            Flavour::Cloud => "linux-image-cloud-amd64",
+            Flavour::Generic => "linux-image-amd64",
+        }
+    }
+}
+
+/// The VFIO stack every machine loads.
+const VFIO_MODULES: &[&str] = &["vfio", "vfio_iommu_type1", "vfio_virqfd", "vfio-pci"];
 
 /// Device layout (q35, seen in the guest): 00:03.0 edu (sample ROM), 00:04.0 pci-testdev
 /// (iPXE ROM), 00:05.0 nvme, 00:06.0 pcie-pci-bridge with 01:01.0 pci-testdev and 01:02.0 nvme
@@ -63,6 +96,10 @@ const MACHINES: &[Machine] = &[
         ignored: false,
         memory_mb: 512,
         with_qemu: false,
+        kernel: Flavour::Cloud,
+        modules: VFIO_MODULES,
+        slowremove: false,
+        extra_args: &[],
     },
     Machine {
         name: "iommu_off",
@@ -72,6 +109,10 @@ const MACHINES: &[Machine] = &[
         ignored: false,
         memory_mb: 512,
         with_qemu: false,
+        kernel: Flavour::Cloud,
+        modules: VFIO_MODULES,
+        slowremove: false,
+        extra_args: &[],
     },
     Machine {
         name: "intremap_off",
@@ -81,6 +122,10 @@ const MACHINES: &[Machine] = &[
         ignored: false,
         memory_mb: 512,
         with_qemu: false,
+        kernel: Flavour::Cloud,
+        modules: VFIO_MODULES,
+        slowremove: false,
+        extra_args: &[],
     },
     // The host view (`list`, `groups`, `check`, `capture`): a boot VGA (boot_vga=1, shadowed
     // ROM) at 00:02.0, a pcie-pci-bridge with two devices (one shared group) at 00:06.0, one
@@ -102,6 +147,10 @@ const MACHINES: &[Machine] = &[
         ignored: false,
         memory_mb: 512,
         with_qemu: false,
+        kernel: Flavour::Cloud,
+        modules: VFIO_MODULES,
+        slowremove: false,
+        extra_args: &[],
     },
     // QEMU inside the guest: the arguments `config --for qemu` prints start a VM that opens the
     // device's VFIO group on the real kernel.
@@ -113,6 +162,48 @@ const MACHINES: &[Machine] = &[
         ignored: false,
         memory_mb: 1024,
         with_qemu: true,
+        kernel: Flavour::Cloud,
+        modules: VFIO_MODULES,
+        slowremove: false,
+        extra_args: &[],
+    },
+    // A GPU-like card on Debian's generic kernel: 01:00.0 a bochs-display (bochs DRM driver,
+    // /dev/fb0) with a rom-samples ROM and 01:00.1 an ich9-intel-hda (snd_hda_intel) in one slot
+    // behind a PCIe root port (00:07.0), one IOMMU group; 00:03.0 an edu for the slowremove driver
+    // (a remove() that blocks); 00:04.0 an edu on no driver; behind a pcie-pci-bridge (00:08.0,
+    // one group): a two-function edu card at 02:01 and an e1000 (a host driver) at 02:02.0.
+    Machine {
+        name: "gpu",
+        cmdline: "intel_iommu=on",
+        iommu: Some("intel-iommu,intremap=on"),
+        devices: &[
+            "edu,addr=0x3",
+            "edu,addr=0x4",
+            "pcie-root-port,id=rpg,chassis=7,slot=7,addr=0x7",
+            "bochs-display,bus=rpg,addr=00.0,multifunction=on,romfile={rom:sample.rom}",
+            "ich9-intel-hda,bus=rpg,addr=00.1",
+            "hda-duplex,audiodev=snd0",
+            "pcie-pci-bridge,id=br1,addr=0x8",
+            "edu,bus=br1,addr=01.0,multifunction=on",
+            "edu,bus=br1,addr=01.1",
+            "e1000,bus=br1,addr=02.0,romfile=",
+        ],
+        ignored: false,
+        memory_mb: 512,
+        with_qemu: false,
+        kernel: Flavour::Generic,
+        modules: &[
+            "vfio",
+            "vfio_iommu_type1",
+            "vfio_virqfd",
+            "vfio-pci",
+            "bochs",
+            "snd-hda-codec-generic",
+            "snd-hda-intel",
+            "e1000",
+        ],
+        slowremove: true,
+        extra_args: &["-audiodev", "none,id=snd0"],
     },
     Machine {
         name: "bench",
@@ -122,6 +213,10 @@ const MACHINES: &[Machine] = &[
         ignored: true,
         memory_mb: 512,
         with_qemu: false,
+        kernel: Flavour::Cloud,
+        modules: VFIO_MODULES,
+        slowremove: false,
+        extra_args: &[],
     },
 ];
 
@@ -225,11 +320,12 @@ static BOOT_LOCK: Mutex<()> = Mutex::new(());
 fn boot_machine(machine: &Machine) -> BootOutcome {
     let _guard = BOOT_LOCK.lock().unwrap_or_else(|p| p.into_inner());
     let prep = shared_prep()?;
+    let boot = machine_kernel(machine)?;
     let dir = work_dir().join(machine.name);
     fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-    let initrd = pack_initramfs(machine, prep, &dir)?;
+    let initrd = pack_initramfs(machine, prep, &boot, &dir)?;
     let log_path = dir.join("serial.log");
-    let log = run_qemu(machine, prep, &initrd, &log_path)?;
+    let log = run_qemu(machine, prep, &boot, &initrd, &log_path)?;
     parse_log(&log).map_err(|e| {
         format!(
             "{e}\n--- last lines of {} ---\n{}",
@@ -244,10 +340,8 @@ fn tail(text: &str, n: usize) -> String {
     lines[lines.len().saturating_sub(n)..].join("\n")
 }
 
-/// Everything the boots share: tools, the kernel, the static binary, the ROM files.
+/// Everything the boots share: tools, the static binary, the ROM files.
 struct Prep {
-    vmlinuz: PathBuf,
-    modules: Vec<PathBuf>,
     binary: PathBuf,
     busybox: PathBuf,
     roms: Vec<(&'static str, PathBuf)>,
@@ -258,12 +352,9 @@ static PREP: OnceLock<Result<Prep, String>> = OnceLock::new();
 fn shared_prep() -> Result<&'static Prep, String> {
     PREP.get_or_init(|| {
         ensure_tools()?;
-        let (vmlinuz, modules) = guest_kernel()?;
         let binary = build_static_binary()?;
         let roms = rom_files()?;
         Ok(Prep {
-            vmlinuz,
-            modules,
             binary,
             busybox: PathBuf::from("/bin/busybox"),
             roms,
@@ -271,6 +362,34 @@ fn shared_prep() -> Result<&'static Prep, String> {
     })
     .as_ref()
     .map_err(|e| e.clone())
+}
+
+/// What one machine boots: its kernel, its modules in load order, and the slowremove module.
+struct Boot {
+    vmlinuz: PathBuf,
+    modules: Vec<PathBuf>,
+    extra_modules: Vec<PathBuf>,
+}
+
+fn machine_kernel(machine: &Machine) -> Result<Boot, String> {
+    let k = guest_kernel(machine.kernel, machine.slowremove)?;
+    let modules = module_order(&k.moddir, machine.modules)?;
+    let mut extra_modules = Vec::new();
+    if machine.slowremove {
+        let headers = k.headers.as_ref().ok_or("no kernel headers")?;
+        extra_modules.push(build_slowremove(headers)?);
+    }
+    eprintln!(
+        "guest {}: kernel {}, {} modules",
+        machine.name,
+        k.release,
+        modules.len()
+    );
+    Ok(Boot {
+        vmlinuz: k.vmlinuz,
+        modules,
+        extra_modules,
+    })
 }
 
 fn run(cmd: &mut Command, what: &str) -> Result<String, String> {
@@ -339,97 +458,251 @@ fn ensure_tools() -> Result<(), String> {
     Ok(())
 }
 
-/// The Debian cloud kernel, downloaded once and unpacked under target/guest/kernel.
-fn guest_kernel() -> Result<(PathBuf, Vec<PathBuf>), String> {
-    let base = work_dir().join("kernel");
-    let ready = base.join("READY");
-    if let Ok(pkg) = fs::read_to_string(&ready) {
-        if let Ok(found) = kernel_files(&base.join(pkg.trim())) {
-            return Ok(found);
-        }
-    }
-    let depends = match run(
-        Command::new("apt-cache").args(["depends", "linux-image-cloud-amd64"]),
-        "apt-cache",
-    ) {
-        Ok(d) if d.contains("Depends:") => d,
+/// Where kernels and headers are kept between runs (and between clones): outside the repo.
+fn cache_dir() -> PathBuf {
+    std::env::var_os("VFIOTOOL_TEST_CACHE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/var/cache/vfiotool-tests"))
+}
+
+/// `apt-cache depends PKG` (after one `apt-get update` when the lists do not know PKG).
+fn apt_depends(pkg: &str) -> Result<String, String> {
+    match run(Command::new("apt-cache").args(["depends", pkg]), "apt-cache") {
+        Ok(d) if d.contains("Depends:") => Ok(d),
         _ => {
             run(Command::new("apt-get").args(["update", "-qq"]), "apt-get update")?;
-            run(
-                Command::new("apt-cache").args(["depends", "linux-image-cloud-amd64"]),
-                "apt-cache",
-            )?
+            run(Command::new("apt-cache").args(["depends", pkg]), "apt-cache")
         }
-    };
-    let pkg = depends
+    }
+}
+
+/// The packages `apt-cache depends PKG` lists as Depends and whose names start with `prefix`.
+fn depends_on(pkg: &str, prefix: &str) -> Result<Vec<String>, String> {
+    let d = apt_depends(pkg)?;
+    let found: Vec<String> = d
         .lines()
         .filter_map(|l| l.trim().strip_prefix("Depends:"))
-        .map(str::trim)
-        .find(|p| p.starts_with("linux-image-"))
-        .ok_or_else(|| format!("apt-cache depends linux-image-cloud-amd64 names no kernel:\n{depends}"))?
-        .to_string();
-    let dir = base.join(&pkg);
-    let _ = fs::remove_dir_all(&dir);
-    fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-    run(
-        Command::new("apt-get").args(["download", &pkg]).current_dir(&dir),
-        "downloading the guest kernel",
-    )?;
-    let deb = fs::read_dir(&dir)
-        .map_err(|e| e.to_string())?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .find(|p| p.extension().is_some_and(|x| x == "deb"))
-        .ok_or_else(|| format!("apt-get download {pkg} left no .deb in {}", dir.display()))?;
-    run(
-        Command::new("dpkg-deb").arg("-x").arg(&deb).arg(dir.join("root")),
-        "unpacking the guest kernel",
-    )?;
-    let _ = fs::remove_file(&deb);
-    let found = kernel_files(&dir)?;
-    fs::write(&ready, &pkg).map_err(|e| format!("{}: {e}", ready.display()))?;
+        .map(|p| p.trim().to_string())
+        .filter(|p| p.starts_with(prefix))
+        .collect();
+    if found.is_empty() {
+        return Err(format!(
+            "apt-cache depends {pkg} names no {prefix}* package:\n{d}"
+        ));
+    }
     Ok(found)
 }
 
-const MODULES: &[&str] = &[
-    "kernel/drivers/vfio/vfio.ko",
-    "kernel/drivers/vfio/vfio_iommu_type1.ko",
-    "kernel/drivers/vfio/vfio_virqfd.ko",
-    "kernel/virt/lib/irqbypass.ko",
-    "kernel/drivers/vfio/pci/vfio-pci-core.ko",
-    "kernel/drivers/vfio/pci/vfio-pci.ko",
-];
-
-fn kernel_files(dir: &Path) -> Result<(PathBuf, Vec<PathBuf>), String> {
-    let root = dir.join("root");
-    let boot = root.join("boot");
-    let vmlinuz = fs::read_dir(&boot)
-        .map_err(|e| format!("{}: {e}", boot.display()))?
+/// `pkgs` downloaded with `apt-get download` and unpacked together into `CACHE/NAME/root`, once.
+/// Unpacked in a private directory and renamed into place, so parallel runs (other worktrees,
+/// the same cache) never see half a tree. `fixup` runs on the unpacked tree, given its final path.
+fn cached_debs(
+    name: &str,
+    pkgs: &[String],
+    fixup: &dyn Fn(&Path, &Path) -> Result<(), String>,
+) -> Result<PathBuf, String> {
+    let cache = cache_dir();
+    let done = cache.join(name);
+    if done.join("READY").exists() {
+        return Ok(done);
+    }
+    let tmp = cache.join(format!(".tmp-{name}-{}", std::process::id()));
+    let _ = fs::remove_dir_all(&tmp);
+    fs::create_dir_all(&tmp).map_err(|e| {
+        format!(
+            "{}: {e} (set VFIOTOOL_TEST_CACHE to a writable directory)",
+            tmp.display()
+        )
+    })?;
+    run(
+        Command::new("apt-get")
+            .arg("download")
+            .args(pkgs)
+            .current_dir(&tmp),
+        "downloading guest kernel packages",
+    )?;
+    let debs: Vec<PathBuf> = fs::read_dir(&tmp)
+        .map_err(|e| e.to_string())?
         .filter_map(|e| e.ok().map(|e| e.path()))
-        .find(|p| {
-            p.file_name()
-                .and_then(|n| n.to_str())
-                .is_some_and(|n| n.starts_with("vmlinuz-"))
-        })
-        .ok_or_else(|| format!("no vmlinuz in {}", boot.display()))?;
-    let moddir = fs::read_dir(root.join("lib/modules"))
-        .map_err(|e| format!("{}/lib/modules: {e}", root.display()))?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .next()
-        .ok_or_else(|| format!("no lib/modules/VERSION in {}", root.display()))?;
-    let mut modules = Vec::new();
-    for m in MODULES {
-        let p = moddir.join(m);
-        // vfio_virqfd is gone from 6.2 on; everything else must be there.
-        if p.exists() {
-            modules.push(p);
-        } else if !m.contains("virqfd") {
-            return Err(format!(
-                "{} is missing from the guest kernel package",
-                p.display()
-            ));
+        .filter(|p| p.extension().is_some_and(|x| x == "deb"))
+        .collect();
+    if debs.len() != pkgs.len() {
+        return Err(format!(
+            "apt-get download {pkgs:?} left {} .deb files in {}",
+            debs.len(),
+            tmp.display()
+        ));
+    }
+    for deb in &debs {
+        run(
+            Command::new("dpkg-deb").arg("-x").arg(deb).arg(tmp.join("root")),
+            "unpacking a guest kernel package",
+        )?;
+        let _ = fs::remove_file(deb);
+    }
+    fixup(&tmp.join("root"), &done.join("root"))?;
+    fs::write(tmp.join("READY"), pkgs.join("\n")).map_err(|e| e.to_string())?;
+    if let Err(e) = fs::rename(&tmp, &done) {
+        let _ = fs::remove_dir_all(&tmp);
+        if !done.join("READY").exists() {
+            return Err(format!("rename {} -> {}: {e}", tmp.display(), done.display()));
         }
     }
-    Ok((vmlinuz, modules))
+    Ok(done)
+}
+
+/// A Debian kernel unpacked from its package: what the guest boots and loads.
+struct GuestKernel {
+    release: String,
+    vmlinuz: PathBuf,
+    /// `lib/modules/RELEASE` of the unpacked package.
+    moddir: PathBuf,
+    /// `usr/src/linux-headers-RELEASE` of the unpacked headers (only when a module is built).
+    headers: Option<PathBuf>,
+}
+
+/// The current kernel of `flavour` (the package its metapackage depends on), cached; with
+/// `headers`, also linux-headers-RELEASE and what it depends on (the -common tree, linux-kbuild).
+fn guest_kernel(flavour: Flavour, headers: bool) -> Result<GuestKernel, String> {
+    let pkg = depends_on(flavour.meta(), "linux-image-")?.remove(0);
+    let release = pkg.trim_start_matches("linux-image-").to_string();
+    let image = cached_debs(&pkg, std::slice::from_ref(&pkg), &|_, _| Ok(()))?.join("root");
+    let boot = image.join("boot");
+    let vmlinuz = boot.join(format!("vmlinuz-{release}"));
+    if !vmlinuz.exists() {
+        return Err(format!("{} is missing from {pkg}", vmlinuz.display()));
+    }
+    let moddir = image.join("lib/modules").join(&release);
+    let headers = if headers {
+        let hpkg = format!("linux-headers-{release}");
+        let mut pkgs = vec![hpkg.clone()];
+        pkgs.extend(depends_on(&hpkg, "linux-headers-")?);
+        pkgs.extend(depends_on(&hpkg, "linux-kbuild-")?);
+        // The flavour's Makefile includes the -common tree by its absolute /usr/src path: point it
+        // at the unpacked one.
+        let rel = release.clone();
+        let dir = cached_debs(&hpkg, &pkgs, &move |tmp, fin| {
+            let mk = tmp.join(format!("usr/src/linux-headers-{rel}/Makefile"));
+            let text = fs::read_to_string(&mk).map_err(|e| format!("{}: {e}", mk.display()))?;
+            let fixed = text.replace(
+                "include /usr/src/",
+                &format!("include {}/usr/src/", fin.display()),
+            );
+            fs::write(&mk, fixed).map_err(|e| format!("{}: {e}", mk.display()))
+        })?;
+        Some(dir.join("root/usr/src").join(format!("linux-headers-{release}")))
+    } else {
+        None
+    };
+    Ok(GuestKernel {
+        release,
+        vmlinuz,
+        moddir,
+        headers,
+    })
+}
+
+/// The module name (`modinfo` style: `-` and `_` are the same) of a .ko file name.
+fn module_name(s: &str) -> String {
+    s.trim_end_matches(".ko").replace('-', "_")
+}
+
+/// The `depends=` entry of a .ko's .modinfo section (the host has no kmod to ask).
+fn module_depends(ko: &Path) -> Result<Vec<String>, String> {
+    let bytes = fs::read(ko).map_err(|e| format!("{}: {e}", ko.display()))?;
+    let key = b"\0depends=";
+    let Some(at) = bytes.windows(key.len()).position(|w| w == key) else {
+        return Err(format!("{}: no depends= in its .modinfo", ko.display()));
+    };
+    let rest = &bytes[at + key.len()..];
+    let end = rest.iter().position(|&b| b == 0).unwrap_or(rest.len());
+    Ok(String::from_utf8_lossy(&rest[..end])
+        .split(',')
+        .filter(|s| !s.is_empty())
+        .map(module_name)
+        .collect())
+}
+
+/// `roots` and everything they depend on, dependencies first (from each module's `depends=`;
+/// the package ships no modules.dep). `vfio_virqfd` may be absent (merged into vfio in 6.2).
+fn module_order(moddir: &Path, roots: &[&str]) -> Result<Vec<PathBuf>, String> {
+    let mut index = BTreeMap::new();
+    let mut stack = vec![moddir.join("kernel")];
+    while let Some(d) = stack.pop() {
+        let rd = fs::read_dir(&d).map_err(|e| format!("{}: {e}", d.display()))?;
+        for e in rd.filter_map(|e| e.ok()) {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if let Some(n) = p
+                .file_name()
+                .and_then(|n| n.to_str())
+                .filter(|n| n.ends_with(".ko"))
+            {
+                index.insert(module_name(n), p.clone());
+            }
+        }
+    }
+    fn visit(
+        name: &str,
+        index: &BTreeMap<String, PathBuf>,
+        order: &mut Vec<PathBuf>,
+        seen: &mut Vec<String>,
+        depth: usize,
+    ) -> Result<(), String> {
+        if seen.iter().any(|s| s == name) {
+            return Ok(());
+        }
+        if depth > 64 {
+            return Err(format!("module dependencies deeper than 64 at {name}"));
+        }
+        seen.push(name.to_string());
+        let ko = index
+            .get(name)
+            .ok_or_else(|| format!("module {name} is not in the guest kernel package"))?;
+        for dep in module_depends(ko)? {
+            visit(&dep, index, order, seen, depth + 1)?;
+        }
+        order.push(ko.clone());
+        Ok(())
+    }
+    let mut order = Vec::new();
+    let mut seen = Vec::new();
+    for r in roots {
+        let name = module_name(r);
+        if name == "vfio_virqfd" && !index.contains_key(&name) {
+            continue;
+        }
+        visit(&name, &index, &mut order, &mut seen, 0)?;
+    }
+    Ok(order)
+}
+
+/// tests/guest/module built against the kernel's headers with gcc-12 (the compiler Debian built
+/// the 6.1 kernel with), in target/guest/module.
+fn build_slowremove(headers: &Path) -> Result<PathBuf, String> {
+    let out = work_dir().join("module");
+    let _ = fs::remove_dir_all(&out);
+    fs::create_dir_all(&out).map_err(|e| format!("{}: {e}", out.display()))?;
+    let src = repo().join("tests/guest/module");
+    for f in ["slowremove.c", "Kbuild"] {
+        copy(&src.join(f), &out.join(f))?;
+    }
+    run(
+        Command::new("make")
+            .arg("-s")
+            .arg("-C")
+            .arg(headers)
+            .arg(format!("M={}", out.display()))
+            .arg("CC=gcc-12")
+            .arg("modules"),
+        "building tests/guest/module/slowremove.ko",
+    )?;
+    let ko = out.join("slowremove.ko");
+    if !ko.exists() {
+        return Err(format!("make left no {}", ko.display()));
+    }
+    Ok(ko)
 }
 
 /// `RUSTFLAGS="-C target-feature=+crt-static" cargo build --target x86_64-unknown-linux-gnu`
@@ -500,7 +773,7 @@ fn copy(from: &Path, to: &Path) -> Result<(), String> {
         .map_err(|e| format!("copy {} -> {}: {e}", from.display(), to.display()))
 }
 
-fn pack_initramfs(machine: &Machine, prep: &Prep, dir: &Path) -> Result<PathBuf, String> {
+fn pack_initramfs(machine: &Machine, prep: &Prep, boot: &Boot, dir: &Path) -> Result<PathBuf, String> {
     let root = dir.join("root");
     let _ = fs::remove_dir_all(&root);
     for d in [
@@ -526,9 +799,20 @@ fn pack_initramfs(machine: &Machine, prep: &Prep, dir: &Path) -> Result<PathBuf,
     copy(&prep.binary, &root.join("bin/vfiotool"))?;
     copy(&src.join("init"), &root.join("init"))?;
     copy(&src.join("lib.sh"), &root.join("guest/lib.sh"))?;
-    for m in &prep.modules {
+    // /init loads the modules in the order of lib/modules/order (dependencies first).
+    let mut order = String::new();
+    for m in &boot.modules {
         let name = m.file_name().ok_or("module without a name")?;
         copy(m, &root.join("lib/modules").join(name))?;
+        order.push_str(&format!("{}\n", name.to_string_lossy()));
+    }
+    fs::write(root.join("lib/modules/order"), order).map_err(|e| e.to_string())?;
+    if !boot.extra_modules.is_empty() {
+        fs::create_dir_all(root.join("lib/modules/extra")).map_err(|e| e.to_string())?;
+    }
+    for m in &boot.extra_modules {
+        let name = m.file_name().ok_or("module without a name")?;
+        copy(m, &root.join("lib/modules/extra").join(name))?;
     }
     for (name, path) in &prep.roms {
         copy(path, &root.join("roms").join(name))?;
@@ -609,7 +893,13 @@ fn copy_qemu(root: &Path) -> Result<(), String> {
     Ok(())
 }
 
-fn run_qemu(machine: &Machine, prep: &Prep, initrd: &Path, log_path: &Path) -> Result<String, String> {
+fn run_qemu(
+    machine: &Machine,
+    prep: &Prep,
+    boot: &Boot,
+    initrd: &Path,
+    log_path: &Path,
+) -> Result<String, String> {
     let timeout = std::env::var("VFIOTOOL_GUEST_TIMEOUT")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -636,15 +926,21 @@ fn run_qemu(machine: &Machine, prep: &Prep, initrd: &Path, log_path: &Path) -> R
         cmd.args(["-device", iommu]);
     }
     cmd.args(["-device", "isa-debug-exit,iobase=0xf4,iosize=0x04"]);
-    cmd.arg("-kernel").arg(&prep.vmlinuz).arg("-initrd").arg(initrd);
+    cmd.arg("-kernel").arg(&boot.vmlinuz).arg("-initrd").arg(initrd);
     cmd.arg("-append")
         .arg(format!("console=ttyS0 panic=-1 loglevel=4 {}", machine.cmdline));
-    for dev in machine.devices {
-        let mut d = dev.to_string();
+    let with_roms = |arg: &str| {
+        let mut d = arg.to_string();
         for (name, path) in &prep.roms {
             d = d.replace(&format!("{{rom:{name}}}"), &path.display().to_string());
         }
-        cmd.args(["-device", &d]);
+        d
+    };
+    for dev in machine.devices {
+        cmd.args(["-device", &with_roms(dev)]);
+    }
+    for a in machine.extra_args {
+        cmd.arg(with_roms(a));
     }
     let log = fs::File::create(log_path).map_err(|e| format!("{}: {e}", log_path.display()))?;
     let err_log = log.try_clone().map_err(|e| e.to_string())?;
