@@ -17,7 +17,7 @@ note "bind --timeout 3 took ${took} s; in_remove=$(cat $P/in_remove)"
 [ "$(cat $P/in_remove)" = 1 ] || fail "remove() already returned: the test proves nothing"
 [ $took -le 8 ] || fail "bind returned ${took} s after it started, not within a few seconds of the 3 s timeout"
 expect_rc 6
-expect_err "/sys/bus/pci/drivers/slowremove/unbind"
+expect_err "$SYS/$D/driver/unbind"
 expect_err "still blocked after 3"
 expect_err "slowremove"
 expect_err "no driver and driver_override vfio-pci"
