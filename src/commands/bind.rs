@@ -102,8 +102,26 @@ fn print_human<W: Write>(out: &mut Output<W>, r: &Report) -> std::io::Result<()>
                 } else {
                     "default driver".to_string()
                 }
+            } else if t.blocked {
+                "BLOCKED in the kernel (see below)".to_string()
             } else {
                 t.driver_after.clone().unwrap_or_else(|| "no driver".into())
+            }
+        )?;
+    }
+    // A card's other functions in the same group go with it: say so, they were not named.
+    for t in r.targets.iter().filter(|t| t.why == "card") {
+        writeln!(
+            out.out,
+            "  card    {} is another function of the same card ({}) in IOMMU group {}: {} with it",
+            t.address,
+            t.address.slot(),
+            t.iommu_group
+                .map_or_else(|| "none".to_string(), |g| g.to_string()),
+            if r.command == "bind" {
+                "taken"
+            } else {
+                "given back"
             }
         )?;
     }
