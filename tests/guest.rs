@@ -372,6 +372,7 @@ struct Boot {
 }
 
 fn machine_kernel(machine: &Machine) -> Result<Boot, String> {
+    let started = Instant::now();
     let k = guest_kernel(machine.kernel, machine.slowremove)?;
     let modules = module_order(&k.moddir, machine.modules)?;
     let mut extra_modules = Vec::new();
@@ -380,10 +381,17 @@ fn machine_kernel(machine: &Machine) -> Result<Boot, String> {
         extra_modules.push(build_slowremove(headers)?);
     }
     eprintln!(
-        "guest {}: kernel {}, {} modules",
+        "guest {}: kernel {}, {} modules{}, ready in {:.1} s (cache {})",
         machine.name,
         k.release,
-        modules.len()
+        modules.len(),
+        if machine.slowremove {
+            " + slowremove.ko"
+        } else {
+            ""
+        },
+        started.elapsed().as_secs_f64(),
+        cache_dir().display()
     );
     Ok(Boot {
         vmlinuz: k.vmlinuz,

@@ -173,6 +173,10 @@ fn print_human<W: Write>(out: &mut Output<W>, r: &Report) -> std::io::Result<()>
         (ExitKind::Success, false) if r.command == "bind" => "bound to vfio-pci and proven".to_string(),
         (ExitKind::Success, false) => "given back to the host".to_string(),
         (ExitKind::RolledBack, _) => "FAILED, rolled back".to_string(),
+        (ExitKind::RollbackFailed, _) if r.targets.iter().any(|t| t.blocked) => {
+            "FAILED: a write is still blocked in the kernel (the message below says the state and what to run)"
+                .to_string()
+        }
         (ExitKind::RollbackFailed, _) => "FAILED, ROLLBACK INCOMPLETE".to_string(),
         (ExitKind::VerdictNotMet, _) if !r.refused.is_empty() => "refused: nothing was changed".to_string(),
         (k, _) => format!("failed ({})", k.name()),

@@ -450,7 +450,7 @@ pub fn bind<V: VfioOps>(
     }
     // Lock before looking: a snapshot taken while another run is half-way would record its
     // intermediate state as the "original" one.
-    let _locks = if opts.dry_run {
+    let locks = if opts.dry_run {
         Vec::new()
     } else {
         match lock_groups(host, spec) {
@@ -582,6 +582,7 @@ pub fn bind<V: VfioOps>(
     r.rolled_back = touched.iter().any(|&i| Some(r.targets[i].address) != blocked);
     read_after(host, &mut r.targets, blocked);
     if let Some(b) = blocked {
+        keep_locked(locks);
         let others = if touched.len() > 1 {
             if complete {
                 "; every other device this run touched is back on its original driver"
@@ -621,6 +622,13 @@ pub fn bind<V: VfioOps>(
         );
         r.finish(ExitKind::RollbackFailed, Some(msg))
     }
+}
+
+/// Leave the group locks to the abandoned writer: dropping a guard would unlock the shared lock
+/// (flock belongs to the open file, which the writer child shares), so the guards are leaked and
+/// the lock ends when the last process holding the file (the writer) exits.
+fn keep_locked(locks: Vec<lock::GroupLock>) {
+    std::mem::forget(locks);
 }
 
 /// Each target's driver and override after the run, except a blocked device's: reading its
@@ -965,7 +973,7 @@ pub fn unbind(
             ),
         );
     }
-    let _locks = if dry_run {
+    let locks = if dry_run {
         Vec::new()
     } else {
         match lock_groups(host, spec) {
@@ -1097,6 +1105,9 @@ pub fn unbind(
         }
     }
     read_after(host, &mut r.targets, blocked);
+    if blocked.is_some() {
+        keep_locked(locks);
+    }
     if errors.is_empty() {
         r.finish(ExitKind::Success, None)
     } else {
