@@ -993,7 +993,10 @@ fn run_qemu(
             tail(&text, 60)
         )),
         Some(_) => {
-            for line in text.lines().filter(|l| l.starts_with("@@BENCH")) {
+            // Where the time went: boot (guest uptime at /init), scenarios (at @@DONE).
+            for line in text.lines().filter(|l| {
+                l.starts_with("@@BENCH") || l.starts_with("@@BOOT") || l.starts_with("@@DONE")
+            }) {
                 eprintln!("{line}");
             }
             Ok(text)
