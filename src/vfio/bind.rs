@@ -476,6 +476,8 @@ pub fn bind<V: VfioOps>(
     let mut failure: Option<String> = None;
     // A device whose write is still blocked in the kernel: never read or written again.
     let mut blocked: Option<PciAddress> = None;
+    // What each touched target must get back (by target index).
+    let mut origins: std::collections::BTreeMap<usize, Record> = std::collections::BTreeMap::new();
     for i in 0..r.targets.len() {
         if interrupted.is_set() {
             failure = Some("interrupted by a signal".into());
@@ -494,7 +496,9 @@ pub fn bind<V: VfioOps>(
         if !opts.dry_run {
             touched.push(i);
         }
-        if let Err(e) = bind_one(host, &t, opts, &mut r.steps) {
+        let orig = origin(host, &t);
+        origins.insert(i, orig.0.clone());
+        if let Err(e) = bind_one(host, &t, &orig, opts, &mut r.steps) {
             if let DevError::Blocked(m) = &e {
                 note_lock_holder(host, &t.address, m);
                 blocked = Some(t.address);
@@ -558,13 +562,10 @@ pub fn bind<V: VfioOps>(
         if Some(t.address) == blocked {
             continue;
         }
-        let rec = Record {
-            schema: state::RECORD_SCHEMA.into(),
-            address: t.address.to_string(),
-            driver: t.driver_before.clone(),
-            driver_override: t.override_before.clone(),
+        let Some(rec) = origins.get(&i) else {
+            continue;
         };
-        match restore_one(host, &t.address, Some(&rec), opts.timeout, &mut rb) {
+        match restore_one(host, &t.address, Some(rec), opts.timeout, &mut rb) {
             Ok(_) => {
                 let _ = state::remove(host, &t.address);
             }
@@ -741,28 +742,54 @@ fn note_lock_holder(host: &Host, addr: &PciAddress, blocked: &str) {
     }
 }
 
-fn bind_one(host: &Host, t: &Target, opts: &BindOptions, steps: &mut Vec<Step>) -> Result<(), DevError> {
+/// What `t` must get back. The device is not on vfio-pci, so normally what it has now; but a
+/// record of an earlier run is kept when the device is still in that run's half-way state
+/// (driver_override vfio-pci and no driver: a bind killed in the middle, or one whose unbind
+/// stayed blocked in the kernel), or the original driver would be forgotten.
+fn origin(host: &Host, t: &Target) -> (Record, bool) {
+    let halfway = t.override_before.as_deref() == Some(VFIO_PCI) && t.driver_before.is_none();
+    if halfway {
+        if let Ok(Some(old)) = state::load(host, &t.address) {
+            return (old, true);
+        }
+    }
+    (
+        Record {
+            schema: state::RECORD_SCHEMA.into(),
+            address: t.address.to_string(),
+            driver: t.driver_before.clone(),
+            driver_override: t.override_before.clone(),
+        },
+        false,
+    )
+}
+
+fn bind_one(
+    host: &Host,
+    t: &Target,
+    rec: &(Record, bool),
+    opts: &BindOptions,
+    steps: &mut Vec<Step>,
+) -> Result<(), DevError> {
     let a = t.address;
     let dir = host.device_dir(&a);
     let record = state::path(host, &a);
-    // The device is not on vfio-pci, so what it has now is what it must get back: a record
-    // left over from an earlier run is replaced.
     if !opts.dry_run {
-        let rec = Record {
-            schema: state::RECORD_SCHEMA.into(),
-            address: a.to_string(),
-            driver: t.driver_before.clone(),
-            driver_override: t.override_before.clone(),
-        };
-        let p = state::save(host, &rec).map_err(|e| DevError::Failed(e.message))?;
+        let (rec, kept) = rec;
+        let p = state::save(host, rec).map_err(|e| DevError::Failed(e.message))?;
         steps.push(Step::other(
             "record",
             p.display().to_string(),
             "ok",
             Some(format!(
-                "driver {}, override {}",
+                "driver {}, override {}{}",
                 rec.driver.as_deref().unwrap_or("none"),
-                rec.driver_override.as_deref().unwrap_or("none")
+                rec.driver_override.as_deref().unwrap_or("none"),
+                if *kept {
+                    " (kept from an earlier run that stopped half-way)"
+                } else {
+                    ""
+                }
             )),
         ));
     } else {
@@ -1364,5 +1391,43 @@ mod tests {
         let mut got = String::new();
         std::io::Read::read_to_string(&mut fs::File::open(&unbind).unwrap(), &mut got).unwrap();
         assert_eq!(got, "0000:06:00.0");
+    }
+
+    #[test]
+    fn a_bind_after_a_half_way_run_keeps_the_original_driver_on_record() {
+        let t = Tree::new();
+        // Left by a killed bind or a blocked unbind: no driver, override vfio-pci, a record.
+        t.device("0000:07:00.0", "030000", None, 11);
+        let a = PciAddress::new(0, 7, 0, 0);
+        fs::write(t.host().device_dir(&a).join("driver_override"), "vfio-pci\n").unwrap();
+        let old = Record {
+            schema: state::RECORD_SCHEMA.into(),
+            address: a.to_string(),
+            driver: Some("amdgpu".into()),
+            driver_override: None,
+        };
+        state::save(&t.host(), &old).unwrap();
+        fs::create_dir_all(t.root().join("sys/bus/pci/drivers/vfio-pci")).unwrap();
+        fs::write(t.root().join("sys/bus/pci/drivers_probe"), "").unwrap();
+        let mut o = opts(false, false);
+        o.dry_run = false;
+        // The fake probe binds nothing, so the bind fails and rolls back to the record.
+        let r = dry(&t, "07:00.0", &o);
+        assert!(
+            r.steps.iter().any(|s| s
+                .detail
+                .as_deref()
+                .unwrap_or("")
+                .contains("kept from an earlier run")),
+            "{:?}",
+            r.steps
+        );
+        assert!(
+            r.rollback_steps
+                .iter()
+                .any(|s| s.target.ends_with("drivers/amdgpu/bind")),
+            "{:?}",
+            r.rollback_steps
+        );
     }
 }

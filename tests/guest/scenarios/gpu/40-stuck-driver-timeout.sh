@@ -42,6 +42,13 @@ sleep 0.5
 expect_driver $D none
 expect_override $D vfio-pci
 grep -q '"driver": "slowremove"' $(record_of $D) || fail "record lacks slowremove"
+# What the message offered: finish the bind (the original driver stays on record) ...
+vt bind 00:03.0
+expect_rc 0 "finishing the bind after remove() returned"
+expect_out "kept from an earlier run"
+expect_driver $D vfio-pci
+grep -q '"driver": "slowremove"' $(record_of $D) || fail "finishing the bind lost slowremove from the record"
+# ... and give it back.
 vt unbind 00:03.0
 expect_rc 0
 expect_driver $D slowremove
