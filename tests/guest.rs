@@ -448,6 +448,8 @@ fn ensure_tools() -> Result<(), String> {
             && have("/usr/bin/cpio")
             && static_busybox()
             && have("/usr/lib/ipxe/qemu/efi-e1000.rom")
+            && have("/usr/bin/gcc-12")
+            && have("/usr/bin/make")
     };
     if !ok() {
         run(
@@ -457,9 +459,9 @@ fn ensure_tools() -> Result<(), String> {
     }
     if !ok() {
         return Err(
-            "qemu-system-x86_64, cpio, a static /bin/busybox (busybox-static) or \
-                    /usr/lib/ipxe/qemu/efi-e1000.rom (ipxe-qemu) is still missing after \
-                    tests/install-deps.sh; the guest tests cannot run"
+            "qemu-system-x86_64, cpio, a static /bin/busybox (busybox-static), \
+             /usr/lib/ipxe/qemu/efi-e1000.rom (ipxe-qemu), gcc-12 or make is still missing after \
+             tests/install-deps.sh; the guest tests cannot run"
                 .into(),
         );
     }
@@ -522,13 +524,20 @@ fn cached_debs(
             tmp.display()
         )
     })?;
-    run(
-        Command::new("apt-get")
-            .arg("download")
-            .args(pkgs)
-            .current_dir(&tmp),
-        "downloading guest kernel packages",
-    )?;
+    let download = || {
+        run(
+            Command::new("apt-get")
+                .arg("download")
+                .args(pkgs)
+                .current_dir(&tmp),
+            "downloading guest kernel packages",
+        )
+    };
+    // Lists older than the mirror name a version it no longer has: update once and retry.
+    if download().is_err() {
+        run(Command::new("apt-get").args(["update", "-qq"]), "apt-get update")?;
+        download()?;
+    }
     let debs: Vec<PathBuf> = fs::read_dir(&tmp)
         .map_err(|e| e.to_string())?
         .filter_map(|e| e.ok().map(|e| e.path()))
