@@ -499,8 +499,8 @@ pub fn bind<V: VfioOps>(
         let orig = origin(host, &t);
         origins.insert(i, orig.0.clone());
         if let Err(e) = bind_one(host, &t, &orig, opts, &mut r.steps) {
-            if let DevError::Blocked(m) = &e {
-                note_lock_holder(host, &t.address, m);
+            if let DevError::Blocked(_, pid) = &e {
+                note_lock_holder(host, &t.address, *pid);
                 blocked = Some(t.address);
             }
             failure = Some(e.message());
@@ -571,8 +571,8 @@ pub fn bind<V: VfioOps>(
             }
             Err(e) => {
                 complete = false;
-                if let DevError::Blocked(m) = &e {
-                    note_lock_holder(host, &t.address, m);
+                if let DevError::Blocked(_, pid) = &e {
+                    note_lock_holder(host, &t.address, *pid);
                     blocked = blocked.or(Some(t.address));
                 }
                 r.warnings.push(e.message());
@@ -654,13 +654,14 @@ enum DevError {
     Failed(String),
     /// A write is still blocked in the kernel (a driver's remove() or probe runs): the kernel
     /// holds the device lock, so any read or write of the device's attributes would block too.
-    Blocked(String),
+    /// `pid` is the writer process that goes on with it.
+    Blocked(String, u32),
 }
 
 impl DevError {
     fn message(self) -> String {
         match self {
-            DevError::Failed(m) | DevError::Blocked(m) => m,
+            DevError::Failed(m) | DevError::Blocked(m, _) => m,
         }
     }
 }
@@ -690,11 +691,14 @@ fn write_step(
                 "failed",
                 Some(format!("still blocked after {} s", after.as_secs_f32())),
             ));
-            Err(DevError::Blocked(format!(
-                "the write of {:?} to {shown} is still blocked after {} s (process {pid} goes on with it)",
-                value.trim_end(),
-                after.as_secs_f32()
-            )))
+            Err(DevError::Blocked(
+                format!(
+                    "the write of {:?} to {shown} is still blocked after {} s (process {pid} goes on with it)",
+                    value.trim_end(),
+                    after.as_secs_f32()
+                ),
+                pid,
+            ))
         }
         Err(e) => {
             steps.push(Step::write(shown.clone(), value, "failed", Some(e.to_string())));
@@ -725,21 +729,14 @@ fn holders_text(host: &Host, addr: &PciAddress, driver: &str) -> String {
 
 /// Keep other vfiotool runs off the device's group while the abandoned write is in flight: the
 /// writer child inherited the lock, so the group stays locked; name it in the lock file.
-fn note_lock_holder(host: &Host, addr: &PciAddress, blocked: &str) {
+fn note_lock_holder(host: &Host, addr: &PciAddress, pid: u32) {
     let group = host
         .iommu_group(addr)
         .map_or_else(|| "none".to_string(), |g| g.to_string());
-    let pid = blocked
-        .split("(process ")
-        .nth(1)
-        .and_then(|r| r.split_whitespace().next())
-        .unwrap_or("");
-    if !pid.is_empty() {
-        let _ = fs::write(
-            host.path("/run/vfiotool").join(format!("group-{group}.lock")),
-            format!("{pid}\n"),
-        );
-    }
+    let _ = fs::write(
+        host.path("/run/vfiotool").join(format!("group-{group}.lock")),
+        format!("{pid}\n"),
+    );
 }
 
 /// What `t` must get back. The device is not on vfio-pci, so normally what it has now; but a
@@ -817,7 +814,7 @@ fn bind_one(
         opts.timeout,
     )
     .map_err(|e| match e {
-        DevError::Blocked(m) => DevError::Blocked(locked(m)),
+        DevError::Blocked(m, pid) => DevError::Blocked(locked(m), pid),
         other => other,
     })?;
     if let Some(d) = &t.driver_before {
@@ -830,15 +827,18 @@ fn bind_one(
             opts.timeout,
         )
         .map_err(|e| match e {
-            DevError::Blocked(m) => DevError::Blocked(format!(
-                "unbinding {a} from {d}: {m}: {}. vfiotool stopped touching {a}: it has no driver \
+            DevError::Blocked(m, pid) => DevError::Blocked(
+                format!(
+                    "unbinding {a} from {d}: {m}: {}. vfiotool stopped touching {a}: it has no driver \
                  now, and once remove() returns it stays so: no driver and driver_override vfio-pci \
                  (IOMMU group locked against other vfiotool runs until then). Its original driver is \
                  recorded in {}. When {d} lets go (see `dmesg`), run `vfiotool bind {a}` to finish \
                  the bind, or `vfiotool unbind {a}` to give it back to {d}",
-                holders_text(host, &a, d),
-                record.display()
-            )),
+                    holders_text(host, &a, d),
+                    record.display()
+                ),
+                pid,
+            ),
             DevError::Failed(m) => DevError::Failed(format!("unbinding {a} from {d}: {m}")),
         })?;
     }
@@ -851,7 +851,7 @@ fn bind_one(
         opts.timeout,
     )
     .map_err(|e| match e {
-        DevError::Blocked(m) => DevError::Blocked(locked(m)),
+        DevError::Blocked(m, pid) => DevError::Blocked(locked(m), pid),
         other => other,
     })?;
     if opts.dry_run {
@@ -906,7 +906,7 @@ fn restore_one(
     // An empty write ("\n") clears driver_override.
     let ov = want_override.clone().unwrap_or_else(|| "\n".into());
     write_step(host, steps, dir.join("driver_override"), &ov, false, timeout).map_err(|e| match e {
-        DevError::Blocked(m) => DevError::Blocked(again(m)),
+        DevError::Blocked(m, pid) => DevError::Blocked(again(m), pid),
         other => other,
     })?;
     let current = host.driver(addr);
@@ -920,18 +920,21 @@ fn restore_one(
             timeout,
         )
         .map_err(|e| match e {
-            DevError::Blocked(m) => DevError::Blocked(format!(
-                "unbinding {addr} from {cur}: {m}: {}. vfiotool stopped touching {addr}: once remove() \
+            DevError::Blocked(m, pid) => DevError::Blocked(
+                format!(
+                    "unbinding {addr} from {cur}: {m}: {}. vfiotool stopped touching {addr}: once remove() \
                  returns it has no driver and driver_override {}; then run `vfiotool unbind {addr}` \
                  again{}",
-                holders_text(host, addr, cur),
-                want_override.as_deref().unwrap_or("clear"),
-                if rec.is_some() {
-                    " (its record is kept)"
-                } else {
-                    ""
-                }
-            )),
+                    holders_text(host, addr, cur),
+                    want_override.as_deref().unwrap_or("clear"),
+                    if rec.is_some() {
+                        " (its record is kept)"
+                    } else {
+                        ""
+                    }
+                ),
+                pid,
+            ),
             other => other,
         })?;
     }
@@ -946,16 +949,16 @@ fn restore_one(
             timeout,
         )
         .map_err(|e| match e {
-            DevError::Blocked(m) => DevError::Blocked(again(m)),
+            DevError::Blocked(m, pid) => DevError::Blocked(again(m), pid),
             other => other,
         })?;
         if let Some(d) = &want_driver {
             if host.driver(addr).as_deref() != Some(d.as_str()) && host.driver(addr).is_none() {
                 let bind = host.path("/sys/bus/pci/drivers").join(d).join("bind");
-                if let Err(DevError::Blocked(m)) =
+                if let Err(DevError::Blocked(m, pid)) =
                     write_step(host, steps, bind, &addr.to_string(), false, timeout)
                 {
-                    return Err(DevError::Blocked(again(m)));
+                    return Err(DevError::Blocked(again(m), pid));
                 }
             }
         }
@@ -1123,8 +1126,8 @@ pub fn unbind(
                 }
             }
             Err(e) => {
-                if let DevError::Blocked(m) = &e {
-                    note_lock_holder(host, &a, m);
+                if let DevError::Blocked(_, pid) = &e {
+                    note_lock_holder(host, &a, *pid);
                     blocked = Some(a);
                 }
                 errors.push(e.message());

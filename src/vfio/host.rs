@@ -175,7 +175,7 @@ impl Host {
         let mut progress = Progress::new(!self.progress);
         // Poll in short steps: most writes take microseconds, and a slow one (an unbind waiting
         // for a busy driver) says so on a terminal.
-        let mut step = Duration::from_millis(1);
+        let mut step = Duration::from_micros(100);
         loop {
             if let Some(done) = child.try_wait() {
                 return done.map_err(WriteError::Io);
