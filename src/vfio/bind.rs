@@ -735,7 +735,7 @@ fn note_lock_holder(host: &Host, addr: &PciAddress, pid: u32) {
         .map_or_else(|| "none".to_string(), |g| g.to_string());
     let _ = fs::write(
         host.path("/run/vfiotool").join(format!("group-{group}.lock")),
-        format!("{pid}\n"),
+        format!("{pid}, a write to {addr} still blocked in the kernel\n"),
     );
 }
 

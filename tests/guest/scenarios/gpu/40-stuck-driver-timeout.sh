@@ -33,6 +33,7 @@ note "unbind during remove() took $(( (t1 - t0) / 100 )) s"
 [ $(( (t1 - t0) / 100 )) -le 5 ] || fail "unbind during remove() hung"
 expect_rc 4
 expect_err "locked"
+expect_err "a write to $D still blocked in the kernel"
 # Let the driver go; the device must now be in the state bind described.
 echo 0 > $P/hold
 kill $releaser 2>/dev/null
