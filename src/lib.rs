@@ -5,7 +5,8 @@
 //! (`cli`), calls a command in `commands`, prints the report through `output`, and maps the
 //! error kind (`error`) to the documented exit code.
 
-// Only src/vfio/ioctl.rs may use `unsafe` (it allows it for itself, each block with a SAFETY note).
+// Only src/vfio/ioctl.rs and src/vfio/writer.rs (the fork of a sysfs writer) may use `unsafe`
+// (each allows it for itself, each block with a SAFETY note).
 #![deny(unsafe_code)]
 
 pub mod cli;

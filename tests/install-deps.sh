@@ -12,6 +12,7 @@ apt_packages=(
   qemu-system-x86 qemu-system-data busybox-static cpio ipxe-qemu seabios
   hwdata pciutils
   ovmf libvirt-clients libxml2-utils
+  gcc-12 make
 )
 missing=()
 for p in "${apt_packages[@]}"; do

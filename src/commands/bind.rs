@@ -102,8 +102,26 @@ fn print_human<W: Write>(out: &mut Output<W>, r: &Report) -> std::io::Result<()>
                 } else {
                     "default driver".to_string()
                 }
+            } else if t.blocked {
+                "BLOCKED in the kernel (see below)".to_string()
             } else {
                 t.driver_after.clone().unwrap_or_else(|| "no driver".into())
+            }
+        )?;
+    }
+    // A card's other functions in the same group go with it: say so, they were not named.
+    for t in r.targets.iter().filter(|t| t.why == "card") {
+        writeln!(
+            out.out,
+            "  card    {} is another function of the same card ({}) in IOMMU group {}: {} with it",
+            t.address,
+            t.address.slot(),
+            t.iommu_group
+                .map_or_else(|| "none".to_string(), |g| g.to_string()),
+            if r.command == "bind" {
+                "taken"
+            } else {
+                "given back"
             }
         )?;
     }
@@ -155,6 +173,10 @@ fn print_human<W: Write>(out: &mut Output<W>, r: &Report) -> std::io::Result<()>
         (ExitKind::Success, false) if r.command == "bind" => "bound to vfio-pci and proven".to_string(),
         (ExitKind::Success, false) => "given back to the host".to_string(),
         (ExitKind::RolledBack, _) => "FAILED, rolled back".to_string(),
+        (ExitKind::RollbackFailed, _) if r.targets.iter().any(|t| t.blocked) => {
+            "FAILED: a write is still blocked in the kernel (the message below says the state and what to run)"
+                .to_string()
+        }
         (ExitKind::RollbackFailed, _) => "FAILED, ROLLBACK INCOMPLETE".to_string(),
         (ExitKind::VerdictNotMet, _) if !r.refused.is_empty() => "refused: nothing was changed".to_string(),
         (k, _) => format!("failed ({})", k.name()),

@@ -1,10 +1,15 @@
 //! `bind` and `unbind`: plan, apply with records, prove, roll back.
 //!
 //! Kernel ABI order for each device (as libvirt does it): driver_override = vfio-pci, unbind from
-//! the current driver (in a helper thread with a deadline), drivers_probe, then re-read the
+//! the current driver (in a child process with a deadline), drivers_probe, then re-read the
 //! `driver` link, because the drivers_probe write succeeds even when the probe fails. Before the
 //! first write to a device its original driver and override are recorded under /run; any failure
-//! (or SIGINT/SIGTERM) rolls every touched device back to that record.
+//! (or SIGINT/SIGTERM/SIGHUP) rolls every touched device back to that record.
+//!
+//! A write still blocked at the deadline (a driver's remove() that does not return) leaves its
+//! device locked by the kernel: reading or writing any of its attributes would block too, so
+//! from then on the run does not touch that device at all, says what state it will be in once
+//! remove() returns, and keeps its record for a later `bind` or `unbind`.
 
 use std::collections::BTreeSet;
 use std::fs;
@@ -44,12 +49,17 @@ pub struct Target {
     pub device: String,
     pub class: String,
     pub iommu_group: Option<u32>,
-    /// "requested" (named on the command line) or "group" (taken by --group).
+    /// "requested" (named on the command line), "card" (another function of the same slot in
+    /// the same IOMMU group: one card, taken with it) or "group" (taken by --group).
     pub why: &'static str,
     pub driver_before: Option<String>,
     pub override_before: Option<String>,
     pub driver_after: Option<String>,
     pub override_after: Option<String>,
+    /// A write to this device was still blocked in the kernel when vfiotool gave up waiting:
+    /// the device was not read again, `driver_after`/`override_after` are unknown (null), and
+    /// the error says what state it will be in.
+    pub blocked: bool,
 }
 
 /// A device left alone, and why.
@@ -134,6 +144,7 @@ fn target(host: &Host, addr: PciAddress, why: &'static str) -> Target {
         override_before: host.driver_override(&addr),
         driver_after: None,
         override_after: None,
+        blocked: false,
     }
 }
 
@@ -320,7 +331,9 @@ fn plan_bind(
     }
     r.groups = groups.iter().copied().collect();
     let mut extra: BTreeSet<PciAddress> = BTreeSet::new();
+    let mut card: BTreeSet<PciAddress> = BTreeSet::new();
     let mut blockers = Vec::new();
+    let slots: BTreeSet<_> = chosen.iter().map(PciAddress::slot).collect();
     for g in &groups {
         for m in host.group_members(*g) {
             if chosen.contains(&m) {
@@ -335,7 +348,11 @@ fn plan_bind(
             }
             let drv = host.driver(&m);
             let harmless = drv.as_deref().is_none_or(|d| HARMLESS.contains(&d));
-            if opts.group {
+            if slots.contains(&m.slot()) && drv.as_deref() != Some(VFIO_PCI) {
+                // Another function of the same card (a GPU's HDMI audio, USB-C controller) in the
+                // same group: the VM needs it too and the group is not viable without it.
+                card.insert(m);
+            } else if opts.group {
                 if drv.as_deref() == Some(VFIO_PCI) {
                     r.skipped.push(Skipped {
                         address: m,
@@ -373,6 +390,9 @@ fn plan_bind(
     }
     for a in &chosen {
         r.targets.push(target(host, *a, "requested"));
+    }
+    for a in &card {
+        r.targets.push(target(host, *a, "card"));
     }
     for a in &extra {
         r.targets.push(target(host, *a, "group"));
@@ -430,7 +450,7 @@ pub fn bind<V: VfioOps>(
     }
     // Lock before looking: a snapshot taken while another run is half-way would record its
     // intermediate state as the "original" one.
-    let _locks = if opts.dry_run {
+    let locks = if opts.dry_run {
         Vec::new()
     } else {
         match lock_groups(host, spec) {
@@ -454,6 +474,10 @@ pub fn bind<V: VfioOps>(
 
     let mut touched: Vec<usize> = Vec::new();
     let mut failure: Option<String> = None;
+    // A device whose write is still blocked in the kernel: never read or written again.
+    let mut blocked: Option<PciAddress> = None;
+    // What each touched target must get back (by target index).
+    let mut origins: std::collections::BTreeMap<usize, Record> = std::collections::BTreeMap::new();
     for i in 0..r.targets.len() {
         if interrupted.is_set() {
             failure = Some("interrupted by a signal".into());
@@ -472,8 +496,14 @@ pub fn bind<V: VfioOps>(
         if !opts.dry_run {
             touched.push(i);
         }
-        if let Err(e) = bind_one(host, &t, opts, &mut r.steps) {
-            failure = Some(e);
+        let orig = origin(host, &t);
+        origins.insert(i, orig.0.clone());
+        if let Err(e) = bind_one(host, &t, &orig, opts, &mut r.steps) {
+            if let DevError::Blocked(_, pid) = &e {
+                note_lock_holder(host, &t.address, *pid);
+                blocked = Some(t.address);
+            }
+            failure = Some(e.message());
             break;
         }
     }
@@ -519,39 +549,65 @@ pub fn bind<V: VfioOps>(
         // it is safe to give to a VM, so it is not kept.
         failure = Some("the devices have no IOMMU group, so no group can be proven".into());
     }
-    for t in r.targets.iter_mut() {
-        t.driver_after = host.driver(&t.address);
-        t.override_after = host.driver_override(&t.address);
-    }
+    read_after(host, &mut r.targets, blocked);
     let Some(err) = failure else {
         return r.finish(ExitKind::Success, None);
     };
-    // Roll back every device this run touched, newest first.
+    // Roll back every device this run touched, newest first; a blocked device is left alone
+    // (it is locked; its record stays for a later `unbind`).
     let mut complete = true;
     let mut rb = Vec::new();
     for &i in touched.iter().rev() {
         let t = &r.targets[i];
-        let rec = Record {
-            schema: state::RECORD_SCHEMA.into(),
-            address: t.address.to_string(),
-            driver: t.driver_before.clone(),
-            driver_override: t.override_before.clone(),
+        if Some(t.address) == blocked {
+            continue;
+        }
+        let Some(rec) = origins.get(&i) else {
+            continue;
         };
-        match restore_one(host, &t.address, Some(&rec), opts.timeout, &mut rb) {
+        match restore_one(host, &t.address, Some(rec), opts.timeout, &mut rb) {
             Ok(_) => {
                 let _ = state::remove(host, &t.address);
             }
             Err(e) => {
                 complete = false;
-                r.warnings.push(e);
+                if let DevError::Blocked(_, pid) = &e {
+                    note_lock_holder(host, &t.address, *pid);
+                    blocked = blocked.or(Some(t.address));
+                }
+                r.warnings.push(e.message());
             }
         }
     }
     r.rollback_steps = rb;
-    r.rolled_back = !touched.is_empty();
-    for t in r.targets.iter_mut() {
-        t.driver_after = host.driver(&t.address);
-        t.override_after = host.driver_override(&t.address);
+    r.rolled_back = touched.iter().any(|&i| Some(r.targets[i].address) != blocked);
+    read_after(host, &mut r.targets, blocked);
+    if let Some(b) = blocked {
+        keep_locked(locks);
+        let others = if touched.len() > 1 {
+            if complete {
+                "; every other device this run touched is back on its original driver"
+            } else {
+                "; ROLLBACK INCOMPLETE for other devices"
+            }
+        } else {
+            ""
+        };
+        let rest = r
+            .warnings
+            .iter()
+            .filter(|w| !w.contains(&b.to_string()))
+            .cloned()
+            .collect::<Vec<_>>();
+        let msg = format!(
+            "{err}{others}{}",
+            if rest.is_empty() {
+                String::new()
+            } else {
+                format!(": {}", rest.join("; "))
+            }
+        );
+        return r.finish(ExitKind::RollbackFailed, Some(msg));
     }
     if complete {
         let what = if touched.is_empty() {
@@ -569,6 +625,47 @@ pub fn bind<V: VfioOps>(
     }
 }
 
+/// Leave the group locks to the abandoned writer: dropping a guard would unlock the shared lock
+/// (flock belongs to the open file, which the writer child shares), so the guards are leaked and
+/// the lock ends when the last process holding the file (the writer) exits.
+fn keep_locked(locks: Vec<lock::GroupLock>) {
+    std::mem::forget(locks);
+}
+
+/// Each target's driver and override after the run, except a blocked device's: reading its
+/// driver_override would block on the device lock a running remove() holds.
+fn read_after(host: &Host, targets: &mut [Target], blocked: Option<PciAddress>) {
+    for t in targets.iter_mut() {
+        t.blocked = Some(t.address) == blocked;
+        if t.blocked {
+            t.driver_after = None;
+            t.override_after = None;
+            continue;
+        }
+        t.driver_after = host.driver(&t.address);
+        t.override_after = host.driver_override(&t.address);
+    }
+}
+
+/// Why a step on one device did not finish.
+#[derive(Debug)]
+enum DevError {
+    /// It failed; the device can still be read and written.
+    Failed(String),
+    /// A write is still blocked in the kernel (a driver's remove() or probe runs): the kernel
+    /// holds the device lock, so any read or write of the device's attributes would block too.
+    /// `pid` is the writer process that goes on with it.
+    Blocked(String, u32),
+}
+
+impl DevError {
+    fn message(self) -> String {
+        match self {
+            DevError::Failed(m) | DevError::Blocked(m, _) => m,
+        }
+    }
+}
+
 fn write_step(
     host: &Host,
     steps: &mut Vec<Step>,
@@ -576,7 +673,7 @@ fn write_step(
     value: &str,
     dry_run: bool,
     timeout: Duration,
-) -> Result<(), (String, bool)> {
+) -> Result<(), DevError> {
     let shown = path.display().to_string();
     if dry_run {
         steps.push(Step::write(shown, value, "planned", None));
@@ -587,60 +684,127 @@ fn write_step(
             steps.push(Step::write(shown, value, "ok", None));
             Ok(())
         }
+        Err(WriteError::TimedOut { after, pid }) => {
+            steps.push(Step::write(
+                shown.clone(),
+                value,
+                "failed",
+                Some(format!("still blocked after {} s", after.as_secs_f32())),
+            ));
+            Err(DevError::Blocked(
+                format!(
+                    "the write of {:?} to {shown} is still blocked after {} s (process {pid} goes on with it)",
+                    value.trim_end(),
+                    after.as_secs_f32()
+                ),
+                pid,
+            ))
+        }
         Err(e) => {
-            let timed_out = matches!(e, WriteError::TimedOut(_));
             steps.push(Step::write(shown.clone(), value, "failed", Some(e.to_string())));
-            Err((format!("write {:?} to {shown}: {e}", value.trim_end()), timed_out))
+            Err(DevError::Failed(format!(
+                "write {:?} to {shown}: {e}",
+                value.trim_end()
+            )))
         }
     }
 }
 
-fn unbind_error(host: &Host, addr: &PciAddress, msg: String, timed_out: bool) -> String {
-    if !timed_out {
-        return msg;
-    }
+/// What holds `addr` while a write to its driver's unbind blocks: the driver itself (its
+/// remove() runs in the kernel) and any process /proc shows with the device open.
+fn holders_text(host: &Host, addr: &PciAddress, driver: &str) -> String {
     let holders = host.likely_holders(addr);
     format!(
-        "{msg}: the driver's unbind hangs; likely holders: {}",
+        "{driver}'s remove() has not returned (the kernel holds {addr}'s device lock until it does); \
+         likely holders in /proc: {}",
         if holders.is_empty() {
-            "none found in /proc (a kernel user such as a display server or nvidia-persistenced?)".to_string()
+            "none found (a kernel user such as a display server, nvidia-persistenced, or the driver \
+             itself waiting for its hardware?)"
+                .to_string()
         } else {
             holders.join(", ")
         }
     )
 }
 
-fn bind_one(host: &Host, t: &Target, opts: &BindOptions, steps: &mut Vec<Step>) -> Result<(), String> {
-    let a = t.address;
-    let dir = host.device_dir(&a);
-    // The device is not on vfio-pci, so what it has now is what it must get back: a record
-    // left over from an earlier run is replaced.
-    if !opts.dry_run {
-        let rec = Record {
+/// Keep other vfiotool runs off the device's group while the abandoned write is in flight: the
+/// writer child inherited the lock, so the group stays locked; name it in the lock file.
+fn note_lock_holder(host: &Host, addr: &PciAddress, pid: u32) {
+    let group = host
+        .iommu_group(addr)
+        .map_or_else(|| "none".to_string(), |g| g.to_string());
+    let _ = fs::write(
+        host.path("/run/vfiotool").join(format!("group-{group}.lock")),
+        format!("{pid}, a write to {addr} still blocked in the kernel\n"),
+    );
+}
+
+/// What `t` must get back. The device is not on vfio-pci, so normally what it has now; but a
+/// record of an earlier run is kept when the device is still in that run's half-way state
+/// (driver_override vfio-pci and no driver: a bind killed in the middle, or one whose unbind
+/// stayed blocked in the kernel), or the original driver would be forgotten.
+fn origin(host: &Host, t: &Target) -> (Record, bool) {
+    let halfway = t.override_before.as_deref() == Some(VFIO_PCI) && t.driver_before.is_none();
+    if halfway {
+        if let Ok(Some(old)) = state::load(host, &t.address) {
+            return (old, true);
+        }
+    }
+    (
+        Record {
             schema: state::RECORD_SCHEMA.into(),
-            address: a.to_string(),
+            address: t.address.to_string(),
             driver: t.driver_before.clone(),
             driver_override: t.override_before.clone(),
-        };
-        let p = state::save(host, &rec).map_err(|e| e.message)?;
+        },
+        false,
+    )
+}
+
+fn bind_one(
+    host: &Host,
+    t: &Target,
+    rec: &(Record, bool),
+    opts: &BindOptions,
+    steps: &mut Vec<Step>,
+) -> Result<(), DevError> {
+    let a = t.address;
+    let dir = host.device_dir(&a);
+    let record = state::path(host, &a);
+    if !opts.dry_run {
+        let (rec, kept) = rec;
+        let p = state::save(host, rec).map_err(|e| DevError::Failed(e.message))?;
         steps.push(Step::other(
             "record",
             p.display().to_string(),
             "ok",
             Some(format!(
-                "driver {}, override {}",
+                "driver {}, override {}{}",
                 rec.driver.as_deref().unwrap_or("none"),
-                rec.driver_override.as_deref().unwrap_or("none")
+                rec.driver_override.as_deref().unwrap_or("none"),
+                if *kept {
+                    " (kept from an earlier run that stopped half-way)"
+                } else {
+                    ""
+                }
             )),
         ));
     } else {
         steps.push(Step::other(
             "record",
-            state::path(host, &a).display().to_string(),
+            record.display().to_string(),
             "planned",
             None,
         ));
     }
+    let locked = |m: String| {
+        format!(
+            "{m}: {a} is locked in the kernel (a driver's probe or remove() is running, see `dmesg`), \
+             so vfiotool stopped touching it; its original driver is recorded in {}; once the kernel \
+             lets go, run `vfiotool unbind {a}` to give it back or `vfiotool bind {a}` to finish",
+            record.display()
+        )
+    };
     write_step(
         host,
         steps,
@@ -649,7 +813,10 @@ fn bind_one(host: &Host, t: &Target, opts: &BindOptions, steps: &mut Vec<Step>) 
         opts.dry_run,
         opts.timeout,
     )
-    .map_err(|e| e.0)?;
+    .map_err(|e| match e {
+        DevError::Blocked(m, pid) => DevError::Blocked(locked(m), pid),
+        other => other,
+    })?;
     if let Some(d) = &t.driver_before {
         write_step(
             host,
@@ -659,7 +826,21 @@ fn bind_one(host: &Host, t: &Target, opts: &BindOptions, steps: &mut Vec<Step>) 
             opts.dry_run,
             opts.timeout,
         )
-        .map_err(|(m, to)| unbind_error(host, &a, format!("unbinding {a} from {d}: {m}"), to))?;
+        .map_err(|e| match e {
+            DevError::Blocked(m, pid) => DevError::Blocked(
+                format!(
+                    "unbinding {a} from {d}: {m}: {}. vfiotool stopped touching {a}: it has no driver \
+                 now, and once remove() returns it stays so: no driver and driver_override vfio-pci \
+                 (IOMMU group locked against other vfiotool runs until then). Its original driver is \
+                 recorded in {}. When {d} lets go (see `dmesg`), run `vfiotool bind {a}` to finish \
+                 the bind, or `vfiotool unbind {a}` to give it back to {d}",
+                    holders_text(host, &a, d),
+                    record.display()
+                ),
+                pid,
+            ),
+            DevError::Failed(m) => DevError::Failed(format!("unbinding {a} from {d}: {m}")),
+        })?;
     }
     write_step(
         host,
@@ -669,7 +850,10 @@ fn bind_one(host: &Host, t: &Target, opts: &BindOptions, steps: &mut Vec<Step>) 
         opts.dry_run,
         opts.timeout,
     )
-    .map_err(|e| e.0)?;
+    .map_err(|e| match e {
+        DevError::Blocked(m, pid) => DevError::Blocked(locked(m), pid),
+        other => other,
+    })?;
     if opts.dry_run {
         return Ok(());
     }
@@ -695,9 +879,9 @@ fn bind_one(host: &Host, t: &Target, opts: &BindOptions, steps: &mut Vec<Step>) 
         } else {
             " (see `dmesg | tail` for the probe error)"
         };
-        Err(format!(
+        Err(DevError::Failed(format!(
             "vfio-pci did not bind {a}: it is on {got} after drivers_probe{hint}"
-        ))
+        )))
     }
 }
 
@@ -709,15 +893,24 @@ fn restore_one(
     rec: Option<&Record>,
     timeout: Duration,
     steps: &mut Vec<Step>,
-) -> Result<Option<String>, String> {
+) -> Result<Option<String>, DevError> {
     let dir = host.device_dir(addr);
     let want_override = rec.and_then(|r| r.driver_override.clone());
     let want_driver = rec.and_then(|r| r.driver.clone());
+    let again = |m: String| {
+        format!(
+            "{m}: {addr} is locked in the kernel (a driver's probe or remove() is running, see `dmesg`), \
+             so vfiotool stopped touching it; run `vfiotool unbind {addr}` again once it lets go"
+        )
+    };
     // An empty write ("\n") clears driver_override.
     let ov = want_override.clone().unwrap_or_else(|| "\n".into());
-    write_step(host, steps, dir.join("driver_override"), &ov, false, timeout).map_err(|e| e.0)?;
+    write_step(host, steps, dir.join("driver_override"), &ov, false, timeout).map_err(|e| match e {
+        DevError::Blocked(m, pid) => DevError::Blocked(again(m), pid),
+        other => other,
+    })?;
     let current = host.driver(addr);
-    if current.is_some() && current != want_driver {
+    if let Some(cur) = current.as_deref().filter(|c| Some(*c) != want_driver.as_deref()) {
         write_step(
             host,
             steps,
@@ -726,7 +919,24 @@ fn restore_one(
             false,
             timeout,
         )
-        .map_err(|(m, to)| unbind_error(host, addr, m, to))?;
+        .map_err(|e| match e {
+            DevError::Blocked(m, pid) => DevError::Blocked(
+                format!(
+                    "unbinding {addr} from {cur}: {m}: {}. vfiotool stopped touching {addr}: once remove() \
+                 returns it has no driver and driver_override {}; then run `vfiotool unbind {addr}` \
+                 again{}",
+                    holders_text(host, addr, cur),
+                    want_override.as_deref().unwrap_or("clear"),
+                    if rec.is_some() {
+                        " (its record is kept)"
+                    } else {
+                        ""
+                    }
+                ),
+                pid,
+            ),
+            other => other,
+        })?;
     }
     let originally_driverless = rec.is_some() && want_driver.is_none();
     if host.driver(addr).is_none() && !originally_driverless {
@@ -738,11 +948,18 @@ fn restore_one(
             false,
             timeout,
         )
-        .map_err(|e| e.0)?;
+        .map_err(|e| match e {
+            DevError::Blocked(m, pid) => DevError::Blocked(again(m), pid),
+            other => other,
+        })?;
         if let Some(d) = &want_driver {
             if host.driver(addr).as_deref() != Some(d.as_str()) && host.driver(addr).is_none() {
                 let bind = host.path("/sys/bus/pci/drivers").join(d).join("bind");
-                let _ = write_step(host, steps, bind, &addr.to_string(), false, timeout);
+                if let Err(DevError::Blocked(m, pid)) =
+                    write_step(host, steps, bind, &addr.to_string(), false, timeout)
+                {
+                    return Err(DevError::Blocked(again(m), pid));
+                }
             }
         }
     }
@@ -758,12 +975,12 @@ fn restore_one(
         Some(now.clone().unwrap_or_else(|| "no driver".into())),
     ));
     if rec.is_some() && now != want_driver {
-        return Err(format!(
+        return Err(DevError::Failed(format!(
             "{addr} is on {} instead of {}; run `vfiotool unbind {addr}` or write {addr} to /sys/bus/pci/drivers/{}/bind",
             now.as_deref().unwrap_or("no driver"),
             want_driver.as_deref().unwrap_or("no driver"),
             want_driver.as_deref().unwrap_or("DRIVER"),
-        ));
+        )));
     }
     Ok(now)
 }
@@ -786,7 +1003,7 @@ pub fn unbind(
             ),
         );
     }
-    let _locks = if dry_run {
+    let locks = if dry_run {
         Vec::new()
     } else {
         match lock_groups(host, spec) {
@@ -807,11 +1024,30 @@ pub fn unbind(
             Some(format!("{spec} is a PCI bridge; nothing to unbind")),
         );
     }
+    // `bind` takes a card's other functions in the same group with it; give them back with it
+    // too (only those vfiotool bound: they have a record).
+    let named: Vec<(PciAddress, Option<u32>)> =
+        r.targets.iter().map(|t| (t.address, t.iommu_group)).collect();
+    for (a, g) in &named {
+        for f in host.slot_functions(&a.slot()) {
+            let taken = r.targets.iter().any(|t| t.address == f);
+            if !taken
+                && g.is_some()
+                && host.iommu_group(&f) == *g
+                && state::path(host, &f).exists()
+                && !host.is_bridge(&f)
+            {
+                r.targets.push(target(host, f, "card"));
+            }
+        }
+    }
+    r.targets.sort_by_key(|t| t.address);
     let mut groups: Vec<u32> = r.targets.iter().filter_map(|t| t.iommu_group).collect();
     groups.sort();
     groups.dedup();
     r.groups = groups;
     let mut errors = Vec::new();
+    let mut blocked: Option<PciAddress> = None;
     for i in 0..r.targets.len() {
         if interrupted.is_set() {
             errors.push("interrupted by a signal".to_string());
@@ -867,6 +1103,13 @@ pub fn unbind(
             ));
             continue;
         }
+        if blocked.is_some() {
+            // A device of this card is locked in the kernel; its siblings wait for the next run.
+            errors.push(format!(
+                "{a} not touched: another function of this run is blocked"
+            ));
+            continue;
+        }
         match restore_one(host, &a, rec.as_ref(), timeout, &mut r.steps) {
             Ok(now) => {
                 let _ = state::remove(host, &a);
@@ -882,12 +1125,18 @@ pub fn unbind(
                     ));
                 }
             }
-            Err(e) => errors.push(e),
+            Err(e) => {
+                if let DevError::Blocked(_, pid) = &e {
+                    note_lock_holder(host, &a, *pid);
+                    blocked = Some(a);
+                }
+                errors.push(e.message());
+            }
         }
     }
-    for t in r.targets.iter_mut() {
-        t.driver_after = host.driver(&t.address);
-        t.override_after = host.driver_override(&t.address);
+    read_after(host, &mut r.targets, blocked);
+    if blocked.is_some() {
+        keep_locked(locks);
     }
     if errors.is_empty() {
         r.finish(ExitKind::Success, None)
@@ -1073,7 +1322,40 @@ mod tests {
     }
 
     #[test]
-    fn a_hanging_unbind_is_abandoned_after_the_timeout_and_rolled_back() {
+    fn one_function_takes_the_cards_other_functions_in_its_group_but_not_other_slots() {
+        let t = Tree::new();
+        t.device("0000:01:00.0", "030000", Some("bochs-drm"), 6);
+        t.device("0000:01:00.1", "040300", Some("snd_hda_intel"), 6);
+        let r = dry(&t, "01:00.0", &opts(false, false));
+        assert_eq!(r.exit, ExitKind::Success, "{:?}", r.error);
+        let got: Vec<(String, &str)> = r.targets.iter().map(|t| (t.address.to_string(), t.why)).collect();
+        assert_eq!(
+            got,
+            [
+                ("0000:01:00.0".to_string(), "requested"),
+                ("0000:01:00.1".to_string(), "card")
+            ]
+        );
+        // A device of another slot in the same group still needs --group.
+        t.device("0000:01:01.0", "020000", Some("e1000"), 6);
+        let r = dry(&t, "01:00.0", &opts(false, false));
+        assert_eq!(r.exit, ExitKind::VerdictNotMet);
+        let msg = r.error.unwrap_or_default();
+        assert!(
+            msg.contains("0000:01:01.0 (e1000)") && !msg.contains("01:00.1"),
+            "{msg}"
+        );
+        // The card's function in a group of its own (ACS between functions) is left alone.
+        let t = Tree::new();
+        t.device("0000:03:00.0", "030000", Some("amdgpu"), 8);
+        t.device("0000:03:00.1", "040300", Some("snd_hda_intel"), 9);
+        let r = dry(&t, "03:00.0", &opts(false, false));
+        assert_eq!(r.exit, ExitKind::Success, "{:?}", r.error);
+        assert_eq!(r.targets.len(), 1);
+    }
+
+    #[test]
+    fn a_hanging_unbind_is_abandoned_after_the_timeout_and_the_device_left_alone() {
         let t = Tree::new();
         t.device("0000:06:00.0", "010802", Some("nvme"), 9);
         fs::create_dir_all(t.root().join("sys/bus/pci/drivers/vfio-pci")).unwrap();
@@ -1084,20 +1366,71 @@ mod tests {
         let mut o = opts(false, false);
         o.dry_run = false;
         o.timeout = Duration::from_millis(300);
+        let started = std::time::Instant::now();
         let r = dry(&t, "06:00.0", &o);
-        assert_eq!(r.exit, ExitKind::RolledBack, "{:?}", r.error);
+        assert!(started.elapsed() < Duration::from_secs(3));
+        assert_eq!(r.exit, ExitKind::RollbackFailed, "{:?}", r.error);
         let e = r.error.unwrap_or_default();
-        assert!(
-            e.contains("still blocked after") && e.contains("likely holders"),
-            "{e}"
-        );
-        assert!(r.rolled_back);
+        for want in [
+            "driver/unbind is still blocked after 0.3 s",
+            "nvme's remove() has not returned",
+            "likely holders",
+            "no driver and driver_override vfio-pci",
+            "vfiotool bind 0000:06:00.0",
+            "vfiotool unbind 0000:06:00.0",
+        ] {
+            assert!(e.contains(want), "{want:?} missing from: {e}");
+        }
+        assert!(!r.rolled_back);
+        assert!(r.targets[0].blocked);
         let a = PciAddress::new(0, 6, 0, 0);
-        // driver_override was given back (cleared) and the record removed.
+        // Left as the kernel will leave it: override vfio-pci, and the record kept for unbind.
         assert_eq!(
             fs::read_to_string(t.host().device_dir(&a).join("driver_override")).unwrap(),
-            "\n"
+            "vfio-pci"
         );
-        assert_eq!(state::load(&t.host(), &a).unwrap(), None);
+        assert!(state::load(&t.host(), &a).unwrap().is_some());
+        // Let the abandoned writer finish.
+        let mut got = String::new();
+        std::io::Read::read_to_string(&mut fs::File::open(&unbind).unwrap(), &mut got).unwrap();
+        assert_eq!(got, "0000:06:00.0");
+    }
+
+    #[test]
+    fn a_bind_after_a_half_way_run_keeps_the_original_driver_on_record() {
+        let t = Tree::new();
+        // Left by a killed bind or a blocked unbind: no driver, override vfio-pci, a record.
+        t.device("0000:07:00.0", "030000", None, 11);
+        let a = PciAddress::new(0, 7, 0, 0);
+        fs::write(t.host().device_dir(&a).join("driver_override"), "vfio-pci\n").unwrap();
+        let old = Record {
+            schema: state::RECORD_SCHEMA.into(),
+            address: a.to_string(),
+            driver: Some("amdgpu".into()),
+            driver_override: None,
+        };
+        state::save(&t.host(), &old).unwrap();
+        fs::create_dir_all(t.root().join("sys/bus/pci/drivers/vfio-pci")).unwrap();
+        fs::write(t.root().join("sys/bus/pci/drivers_probe"), "").unwrap();
+        let mut o = opts(false, false);
+        o.dry_run = false;
+        // The fake probe binds nothing, so the bind fails and rolls back to the record.
+        let r = dry(&t, "07:00.0", &o);
+        assert!(
+            r.steps.iter().any(|s| s
+                .detail
+                .as_deref()
+                .unwrap_or("")
+                .contains("kept from an earlier run")),
+            "{:?}",
+            r.steps
+        );
+        assert!(
+            r.rollback_steps
+                .iter()
+                .any(|s| s.target.ends_with("drivers/amdgpu/bind")),
+            "{:?}",
+            r.rollback_steps
+        );
     }
 }

@@ -1,13 +1,13 @@
 //! The sysfs, /proc and /dev view `bind`, `unbind` and `rom dump` need, under a root that tests
 //! can point at a temporary tree. Reads never fail loudly on a missing attribute (the caller
-//! decides what a missing value means); writes keep the path in their errors and run in a helper
-//! thread with a deadline, because a driver's unbind can block forever in the kernel.
+//! decides what a missing value means); writes keep the path in their errors and run in a child
+//! process with a deadline (`writer.rs`), because a driver's unbind can block forever in the
+//! kernel and only a process can be left behind.
 
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::mpsc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::output::Progress;
 use crate::pci::address::{PciAddress, SlotAddress};
@@ -26,15 +26,19 @@ pub struct Host {
 #[derive(Debug)]
 pub enum WriteError {
     Io(io::Error),
-    /// Still blocked in the kernel after the deadline; the write may complete later.
-    TimedOut(Duration),
+    /// Still blocked in the kernel after the deadline; process `pid` goes on with the write,
+    /// which may complete later.
+    TimedOut {
+        after: Duration,
+        pid: u32,
+    },
 }
 
 impl std::fmt::Display for WriteError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             WriteError::Io(e) => write!(f, "{e}"),
-            WriteError::TimedOut(d) => write!(f, "still blocked after {} s", d.as_secs_f32()),
+            WriteError::TimedOut { after, .. } => write!(f, "still blocked after {} s", after.as_secs_f32()),
         }
     }
 }
@@ -163,42 +167,38 @@ impl Host {
         self.path("/dev/vfio").join(group.to_string())
     }
 
-    /// Write `value` to a sysfs attribute in a helper thread and give up after `timeout`.
+    /// Write `value` to a sysfs attribute in a child process and give up waiting after
+    /// `timeout` (the child is left to finish the write; see `writer.rs`).
     pub fn write_timed(&self, path: &Path, value: &str, timeout: Duration) -> Result<(), WriteError> {
-        let (tx, rx) = mpsc::channel();
-        let p = path.to_path_buf();
-        let v = value.to_string();
-        let spawned = std::thread::Builder::new()
-            .name("sysfs-write".into())
-            .spawn(move || {
-                let _ = tx.send(fs::write(&p, v.as_bytes()));
-            });
-        if let Err(e) = spawned {
-            return Err(WriteError::Io(e));
-        }
-        let start = std::time::Instant::now();
+        let child = super::writer::spawn(path, value).map_err(WriteError::Io)?;
+        let start = Instant::now();
         let mut progress = Progress::new(!self.progress);
-        // Wait in short steps so a slow write (an unbind waiting for a busy driver) can say so.
-        let step = Duration::from_millis(250);
+        // Poll in short steps: most writes take microseconds, and a slow one (an unbind waiting
+        // for a busy driver) says so on a terminal.
+        let mut step = Duration::from_micros(100);
         loop {
-            let left = timeout.saturating_sub(start.elapsed());
-            match rx.recv_timeout(left.min(step)) {
-                Ok(Ok(())) => return Ok(()),
-                Ok(Err(e)) => return Err(WriteError::Io(e)),
-                Err(mpsc::RecvTimeoutError::Timeout) if !left.is_zero() => {
-                    let waited = start.elapsed();
-                    if waited >= Duration::from_secs(1) {
-                        progress.update(&format!(
-                            "waiting for {} ({}s of {}s)",
-                            path.display(),
-                            waited.as_secs(),
-                            timeout.as_secs()
-                        ));
-                    }
-                }
-                // The thread stays blocked in the kernel; it is detached and ends with the process.
-                Err(_) => return Err(WriteError::TimedOut(timeout)),
+            if let Some(done) = child.try_wait() {
+                return done.map_err(WriteError::Io);
             }
+            let waited = start.elapsed();
+            if waited >= timeout {
+                // Not killed (it cannot be while in the kernel) and not reaped: it ends when
+                // the write returns, and init reaps it once vfiotool has exited.
+                return Err(WriteError::TimedOut {
+                    after: timeout,
+                    pid: child.pid(),
+                });
+            }
+            if waited >= Duration::from_secs(1) {
+                progress.update(&format!(
+                    "waiting for {} ({}s of {}s)",
+                    path.display(),
+                    waited.as_secs(),
+                    timeout.as_secs()
+                ));
+            }
+            std::thread::sleep(step.min(timeout.saturating_sub(waited)));
+            step = (step * 2).min(Duration::from_millis(50));
         }
     }
 
@@ -302,7 +302,31 @@ mod tests {
         nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::S_IRWXU).unwrap();
         let started = std::time::Instant::now();
         let r = Host::at(t.path()).write_timed(&fifo, "x", Duration::from_millis(200));
-        assert!(matches!(r, Err(WriteError::TimedOut(_))));
         assert!(started.elapsed() < Duration::from_secs(2));
+        let Err(WriteError::TimedOut { pid, .. }) = r else {
+            panic!("{r:?}");
+        };
+        // The child is still blocked in its open of the FIFO; a reader lets it finish the write.
+        let mut reader = fs::File::open(&fifo).unwrap();
+        let mut got = String::new();
+        io::Read::read_to_string(&mut reader, &mut got).unwrap();
+        assert_eq!(got, "x");
+        assert!(pid > 0);
+    }
+
+    #[test]
+    fn a_write_error_comes_back_with_its_errno() {
+        let t = tempfile::tempdir().unwrap();
+        let r = Host::at(t.path()).write_timed(&t.path().join("missing/attr"), "1", Duration::from_secs(5));
+        match r {
+            Err(WriteError::Io(e)) => assert_eq!(e.kind(), io::ErrorKind::NotFound, "{e}"),
+            other => panic!("{other:?}"),
+        }
+        let ok = t.path().join("attr");
+        fs::write(&ok, "").unwrap();
+        Host::at(t.path())
+            .write_timed(&ok, "vfio-pci", Duration::from_secs(5))
+            .unwrap();
+        assert_eq!(fs::read_to_string(&ok).unwrap(), "vfio-pci");
     }
 }

@@ -18,6 +18,7 @@ pub mod proof;
 pub mod romdump;
 pub mod signals;
 pub mod state;
+pub mod writer;
 
 use serde::Serialize;
 

@@ -1,4 +1,4 @@
-//! SIGINT/SIGTERM during a host change: the signals are blocked in every thread and a watcher
+//! SIGINT/SIGTERM/SIGHUP (a dropped SSH session) during a host change: the signals are blocked in every thread and a watcher
 //! thread receives them with `sigwait`, setting a flag the bind loop checks between steps, so an
 //! interrupted bind still rolls back instead of dying half-way. No signal handler, no `unsafe`.
 
@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use nix::sys::signal::{SigSet, Signal};
 
-/// Set once SIGINT or SIGTERM arrived.
+/// Set once SIGINT, SIGTERM or SIGHUP arrived.
 #[derive(Clone, Default)]
 pub struct Interrupted(Arc<AtomicBool>);
 
@@ -21,13 +21,16 @@ impl Interrupted {
     }
 }
 
-/// Block SIGINT and SIGTERM for this thread (and threads it starts later) and start a watcher.
-/// Call before any other thread exists. Returns a flag that goes up on either signal.
+/// Block SIGINT, SIGTERM and SIGHUP for this thread (and threads it starts later) and start a
+/// watcher. Call before any other thread exists. Returns a flag that goes up on any of them.
+/// SIGHUP matters as much as the others: an SSH session that drops in the middle of a bind sends
+/// it, and its default action would end the process half-way.
 pub fn watch() -> Interrupted {
     let flag = Interrupted::default();
     let mut set = SigSet::empty();
     set.add(Signal::SIGINT);
     set.add(Signal::SIGTERM);
+    set.add(Signal::SIGHUP);
     if set.thread_block().is_err() {
         return flag;
     }

@@ -99,3 +99,13 @@ raw_restore() {
   [ -L "$SYS/$1/driver" ] && echo "$1" >"$SYS/$1/driver/unbind"
   echo "$1" >/sys/bus/pci/drivers_probe
 }
+
+# now_cs: the guest's uptime in hundredths of a second.
+now_cs() {
+  cut -d' ' -f1 /proc/uptime | tr -d .
+}
+
+# record_of BDF: the path of vfiotool's bind record.
+record_of() {
+  echo "/run/vfiotool/devices/$1.json"
+}
