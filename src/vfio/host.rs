@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use crate::output::Progress;
 use crate::pci::address::{PciAddress, SlotAddress};
+use crate::pci::device::{header_type_of_class, is_bridge_header};
 use crate::pci::groups;
 use crate::pci::sysfs::{self, SysfsRoot};
 
@@ -129,21 +130,21 @@ impl Host {
         self.attr(addr, "boot_vga").as_deref() == Some("1")
     }
 
-    /// Bridges are never bound: a `pci_bus/` directory, a header type other than 0, or class 06 04.
+    /// Bridges are never bound: a `pci_bus/` directory, or the bridge rule of `pci::device`
+    /// (header type 1 or 2, from config space or else from the class).
     pub fn is_bridge(&self, addr: &PciAddress) -> bool {
         let dir = self.device_dir(addr);
         if dir.join("pci_bus").is_dir() {
             return true;
         }
-        // Only the header type byte: reading all of config space (4 KiB, one config cycle per
-        // dword) costs milliseconds.
-        let mut h = [0u8; 1];
-        if let Ok(f) = fs::File::open(dir.join("config")) {
-            if std::os::unix::fs::FileExt::read_at(&f, &mut h, 0x0e).ok() == Some(1) {
-                return h[0] & 0x7f != 0;
-            }
-        }
-        matches!(self.class(addr) >> 8, 0x0604 | 0x0609)
+        // Only up to the header type byte: reading all of config space (4 KiB, one config
+        // cycle per dword) costs milliseconds.
+        let header = sysfs::read_bytes(&dir.join("config"), 0x0f)
+            .ok()
+            .flatten()
+            .and_then(|c| c.get(0x0e).map(|h| h & 0x7f))
+            .or_else(|| header_type_of_class(self.class(addr)));
+        is_bridge_header(header)
     }
 
     /// Every function present in `slot`, sorted.
