@@ -26,7 +26,7 @@ fn spec(text: &str) -> Result<AddressSpec> {
 
 pub fn bind<W: Write>(args: &BindArgs, out: &mut Output<W>) -> Result<ExitKind> {
     let spec = spec(&args.device)?;
-    let interrupted = signals::watch();
+    let interrupted = signals::watch_or_refuse("bind", args.dry_run)?;
     let opts = BindOptions {
         group: args.group,
         force: args.force,
@@ -46,7 +46,7 @@ pub fn bind<W: Write>(args: &BindArgs, out: &mut Output<W>) -> Result<ExitKind> 
 
 pub fn unbind<W: Write>(args: &UnbindArgs, out: &mut Output<W>) -> Result<ExitKind> {
     let spec = spec(&args.device)?;
-    let interrupted = signals::watch();
+    let interrupted = signals::watch_or_refuse("unbind", args.dry_run)?;
     let report = vbind::unbind(
         &Host::system().with_progress(out.json),
         &spec,
@@ -201,7 +201,7 @@ struct DumpDoc<'a> {
 pub fn rom_dump<W: Write>(args: &RomDumpArgs, out: &mut Output<W>) -> Result<ExitKind> {
     let addr = PciAddress::parse(&args.device).map_err(|e| Error::usage(e.to_string()))?;
     // SIGINT/SIGTERM must not end the process between "write 1" and "write 0" to `rom`.
-    let _interrupted = signals::watch();
+    let _interrupted = signals::watch_or_refuse("rom dump", false)?;
     let host = Host::system().with_progress(out.json);
     if !host.exists(&addr) {
         return Err(Error::system(format!(

@@ -93,7 +93,7 @@ fn firmware_for(
         }
         None => {
             let host = match &args.root.root {
-                Some(r) => Host::at(r),
+                Some(r) => Host::capture(r),
                 None => Host::system(),
             }
             .with_progress(json);

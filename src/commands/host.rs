@@ -223,7 +223,10 @@ struct ListDoc<'a> {
 /// `note: 0000:01:00.0 could not be read: ...` on stderr, one line per device.
 fn note_unreadable(unreadable: &[Unreadable]) {
     for u in unreadable {
-        eprintln!("note: {} could not be read ({}); listed without it", u.address, u.error);
+        eprintln!(
+            "note: {} could not be read ({}); listed without it",
+            u.address, u.error
+        );
     }
 }
 
@@ -244,7 +247,10 @@ pub fn list<W: Write>(args: &ListArgs, out: &mut Output<W>) -> Result<ExitKind> 
     if let Some(s) = &spec {
         if let Some(u) = unreadable.iter().find(|u| s.matches(&u.address)) {
             if !all.iter().any(|d| s.matches(&d.address)) {
-                return Err(Error::bad_input(format!("{} could not be read: {}", u.address, u.error)));
+                return Err(Error::bad_input(format!(
+                    "{} could not be read: {}",
+                    u.address, u.error
+                )));
             }
         }
         if !all.iter().any(|d| s.matches(&d.address)) {

@@ -164,7 +164,10 @@ pub fn read_bytes(path: &Path, limit: u64) -> Result<Option<Vec<u8>>, PathError>
         return Err(path_err(
             path,
             "opening",
-            io::Error::new(io::ErrorKind::InvalidData, "not a regular file (refused: reading it could block)"),
+            io::Error::new(
+                io::ErrorKind::InvalidData,
+                "not a regular file (refused: reading it could block)",
+            ),
         ));
     }
     let mut buf = Vec::new();

@@ -180,32 +180,84 @@ pub fn resolve(host: &Host, spec: &AddressSpec) -> Result<Vec<PciAddress>, Strin
     Ok(found)
 }
 
-/// Why `addr` must not be taken from the host without `--force`, if it is host-critical.
-pub fn host_critical(host: &Host, addr: &PciAddress) -> Option<String> {
+/// A guard input that could not be read: the guard refuses instead of guessing "not in use".
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GuardError {
+    pub path: std::path::PathBuf,
+    pub error: String,
+}
+
+impl std::fmt::Display for GuardError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "cannot read {} ({}), which the host-critical guard needs to know whether the device is in \
+             use; refusing",
+            self.path.display(),
+            self.error
+        )
+    }
+}
+
+/// Largest /proc table a guard reads (mounts on a container host run to thousands of lines).
+const MAX_GUARD_FILE: u64 = 16 << 20;
+
+/// A guard input as text. `absent_ok`: a missing file means the kernel lacks the feature (no
+/// fbdev, no swap, no IPv4), so nothing can be in use through it; any other failure refuses.
+fn guard_read(host: &Host, abs: &str, absent_ok: bool) -> Result<String, GuardError> {
+    let path = host.path(abs);
+    match crate::pci::sysfs::read_bytes(&path, MAX_GUARD_FILE) {
+        Ok(Some(b)) => Ok(String::from_utf8_lossy(&b).into_owned()),
+        Ok(None) if absent_ok => Ok(String::new()),
+        Ok(None) => Err(GuardError {
+            path,
+            error: "missing".into(),
+        }),
+        Err(e) => Err(GuardError {
+            path,
+            error: e.source.to_string(),
+        }),
+    }
+}
+
+/// Why `addr` must not be taken from the host without `--force`, if it is host-critical. Fails
+/// closed: an input it cannot read is an error naming the path, never "not in use".
+pub fn host_critical(host: &Host, addr: &PciAddress) -> Result<Option<String>, GuardError> {
     let class = host.class(addr) >> 16;
-    let real = fs::canonicalize(host.device_dir(addr)).ok()?;
+    let dev_dir = host.device_dir(addr);
+    let real = fs::canonicalize(&dev_dir).map_err(|e| GuardError {
+        path: dev_dir.clone(),
+        error: e.to_string(),
+    })?;
     if class == 0x03 && host.boot_vga(addr) {
-        let fb = fs::read_to_string(host.path("/proc/fb")).unwrap_or_default();
+        let fb = guard_read(host, "/proc/fb", true)?;
         if !fb.trim().is_empty() {
-            return Some(format!(
+            return Ok(Some(format!(
                 "{addr} is the boot GPU and a framebuffer holds it ({}); stop the console/display \
                  manager or boot with video=efifb:off",
                 fb.lines().next().unwrap_or("").trim()
-            ));
+            )));
         }
     }
     // Block devices below the device with a mounted file system or active swap.
-    if let Ok(blocks) = fs::read_dir(host.path("/sys/block")) {
-        let mounts = fs::read_to_string(host.path("/proc/mounts")).unwrap_or_default()
-            + &fs::read_to_string(host.path("/proc/swaps")).unwrap_or_default();
-        for b in blocks.filter_map(|e| e.ok()).take(4096) {
-            let Ok(dev) = fs::canonicalize(b.path()) else {
-                continue;
-            };
-            if !dev.starts_with(&real) {
-                continue;
-            }
-            let name = b.file_name().to_string_lossy().into_owned();
+    let block_dir = host.path("/sys/block");
+    let blocks = fs::read_dir(&block_dir).map_err(|e| GuardError {
+        path: block_dir.clone(),
+        error: e.to_string(),
+    })?;
+    let mut below = Vec::new();
+    for b in blocks.take(4096) {
+        let b = b.map_err(|e| GuardError {
+            path: block_dir.clone(),
+            error: e.to_string(),
+        })?;
+        if fs::canonicalize(b.path()).is_ok_and(|dev| dev.starts_with(&real)) {
+            below.push(b.file_name().to_string_lossy().into_owned());
+        }
+    }
+    if !below.is_empty() {
+        let mounts = guard_read(host, "/proc/mounts", false)? + &guard_read(host, "/proc/swaps", true)?;
+        for name in &below {
             let dev_name = format!("/dev/{name}");
             let hit = mounts
                 .lines()
@@ -213,28 +265,27 @@ pub fn host_critical(host: &Host, addr: &PciAddress) -> Option<String> {
                 .find(|(src, _)| src.starts_with(&dev_name));
             if let Some((src, line)) = hit {
                 let on = line.split_whitespace().nth(1).unwrap_or("swap");
-                return Some(format!(
+                return Ok(Some(format!(
                     "{addr} is the storage controller of {src}, mounted on {on}; unmount it first"
-                ));
+                )));
             }
         }
     }
     // The NIC of the default route.
-    if let Ok(route) = fs::read_to_string(host.path("/proc/net/route")) {
-        for l in route.lines().skip(1).take(4096) {
-            let f: Vec<&str> = l.split_whitespace().collect();
-            if f.len() > 2 && f[1] == "00000000" {
-                let dev = host.path("/sys/class/net").join(f[0]).join("device");
-                if fs::canonicalize(dev).ok().as_deref() == Some(real.as_path()) {
-                    return Some(format!(
-                        "{addr} is the network card of the default route ({}); you would lose the network",
-                        f[0]
-                    ));
-                }
+    let route = guard_read(host, "/proc/net/route", true)?;
+    for l in route.lines().skip(1).take(4096) {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        if f.len() > 2 && f[1] == "00000000" {
+            let dev = host.path("/sys/class/net").join(f[0]).join("device");
+            if fs::canonicalize(dev).ok().as_deref() == Some(real.as_path()) {
+                return Ok(Some(format!(
+                    "{addr} is the network card of the default route ({}); you would lose the network",
+                    f[0]
+                )));
             }
         }
     }
-    None
+    Ok(None)
 }
 
 /// Is vfio-pci available? Loads it with modprobe when missing; says when it is blacklisted.
@@ -261,45 +312,52 @@ fn ensure_vfio_pci(host: &Host, dry_run: bool, steps: &mut Vec<Step>) -> Result<
         "failed",
         Some(detail.clone()),
     ));
-    let why = blacklisted(host).map_or_else(
-        || {
+    let why = match blacklisted(host) {
+        Blacklisted::No => {
             "the module is missing (install the kernel's modules package) or failed to load (see dmesg)"
                 .to_string()
-        },
-        |w| format!("it is blacklisted ({w}); remove that line"),
-    );
+        }
+        Blacklisted::At(w) => format!("it is blacklisted ({w}); remove that line"),
+        Blacklisted::Unknown(why) => format!("whether it is blacklisted is unknown: {why}"),
+    };
     Err(format!(
         "vfio-pci is not loaded and modprobe vfio-pci failed ({detail}): {why}"
     ))
 }
 
-fn blacklisted(host: &Host) -> Option<String> {
-    let cmdline = fs::read_to_string(host.path("/proc/cmdline")).unwrap_or_default();
+/// Where vfio-pci is blacklisted, if it is (kernel command line, then modprobe.d through the
+/// one reader in `host::modprobe`). An input that cannot be read is said, not taken as "no".
+enum Blacklisted {
+    No,
+    /// Where it is blacklisted.
+    At(String),
+    /// An input could not be read.
+    Unknown(String),
+}
+
+fn blacklisted(host: &Host) -> Blacklisted {
+    let cmdline = match guard_read(host, "/proc/cmdline", false) {
+        Ok(c) => c,
+        Err(e) => return Blacklisted::Unknown(e.to_string()),
+    };
     for w in cmdline.split_whitespace() {
         if let Some(list) = w
             .strip_prefix("module_blacklist=")
             .or_else(|| w.strip_prefix("modprobe.blacklist="))
         {
             if list.split(',').any(|m| m == "vfio_pci" || m == "vfio-pci") {
-                return Some(format!("kernel command line: {w}"));
+                return Blacklisted::At(format!("kernel command line: {w}"));
             }
         }
     }
-    for d in ["/etc/modprobe.d", "/usr/lib/modprobe.d", "/lib/modprobe.d"] {
-        let Ok(rd) = fs::read_dir(host.path(d)) else {
-            continue;
-        };
-        for e in rd.filter_map(|e| e.ok()).take(1024) {
-            let text = fs::read_to_string(e.path()).unwrap_or_default();
-            for l in text.lines() {
-                let f: Vec<&str> = l.split_whitespace().collect();
-                if f.len() >= 2 && f[0] == "blacklist" && (f[1] == "vfio_pci" || f[1] == "vfio-pci") {
-                    return Some(format!("{}: {l}", e.path().display()));
-                }
-            }
-        }
+    let conf = crate::host::modprobe::ModprobeConf::read(&host.host_root());
+    if let Some(l) = conf.blacklist(VFIO_PCI) {
+        return Blacklisted::At(format!("{}: {}", l.file, l.words.join(" ")));
     }
-    None
+    if !conf.unreadable.is_empty() {
+        return Blacklisted::Unknown(format!("cannot read {}", conf.unreadable.join("; ")));
+    }
+    Blacklisted::No
 }
 
 /// The bind plan: targets, skipped devices, refusals, groups.
@@ -399,12 +457,13 @@ fn plan_bind(
     }
     r.targets.sort_by_key(|t| t.address);
     for t in &r.targets {
-        if let Some(why) = host_critical(host, &t.address) {
-            if opts.force {
-                r.warnings.push(format!("--force: {why}"));
-            } else {
-                r.refused.push(format!("{why} (--force overrides)"));
-            }
+        match host_critical(host, &t.address) {
+            Ok(Some(why)) if opts.force => r.warnings.push(format!("--force: {why}")),
+            Ok(Some(why)) => r.refused.push(format!("{why} (--force overrides)")),
+            Ok(None) => {}
+            // Not overridable: --force takes a device known to be in use, not one whose use
+            // could not be read.
+            Err(e) => r.refused.push(format!("{}: {e}", t.address)),
         }
     }
     Ok(())
@@ -567,7 +626,9 @@ pub fn bind<V: VfioOps>(
         };
         match restore_one(host, &t.address, Some(rec), opts.timeout, &mut rb) {
             Ok(_) => {
-                let _ = state::remove(host, &t.address);
+                if let Err(e) = state::remove(host, &t.address) {
+                    r.warnings.push(record_left(&t.address, e));
+                }
             }
             Err(e) => {
                 complete = false;
@@ -623,6 +684,14 @@ pub fn bind<V: VfioOps>(
         );
         r.finish(ExitKind::RollbackFailed, Some(msg))
     }
+}
+
+/// A device is back but its record stayed: say so (a later `unbind` would act on it again).
+fn record_left(addr: &PciAddress, e: crate::error::Error) -> String {
+    format!(
+        "{addr} is back on its original driver, but its bind record could not be removed ({}); remove it by hand",
+        e.message
+    )
 }
 
 /// Leave the group locks to the abandoned writer: dropping a guard would unlock the shared lock
@@ -1112,7 +1181,9 @@ pub fn unbind(
         }
         match restore_one(host, &a, rec.as_ref(), timeout, &mut r.steps) {
             Ok(now) => {
-                let _ = state::remove(host, &a);
+                if let Err(e) = state::remove(host, &a) {
+                    r.warnings.push(record_left(&a, e));
+                }
                 if now.as_deref() == Some(VFIO_PCI) {
                     r.warnings.push(format!(
                         "{a} landed on vfio-pci again: vfio-pci claims its ID (vfio-pci.ids= on the kernel \
@@ -1158,10 +1229,20 @@ mod tests {
     }
 
     impl Tree {
-        fn new() -> Self {
+        /// No guard inputs at all (no /proc, no /sys/block).
+        fn bare() -> Self {
             Tree {
                 dir: tempfile::tempdir().unwrap(),
             }
+        }
+        /// A host with the guard inputs of an idle machine: no block device, no mount, no route.
+        fn new() -> Self {
+            let t = Tree::bare();
+            fs::create_dir_all(t.root().join("sys/block")).unwrap();
+            fs::create_dir_all(t.root().join("proc/net")).unwrap();
+            fs::write(t.root().join("proc/mounts"), "").unwrap();
+            fs::write(t.root().join("proc/net/route"), "Iface\tDestination\n").unwrap();
+            t
         }
         fn root(&self) -> &Path {
             self.dir.path()
@@ -1214,6 +1295,32 @@ mod tests {
         let spec = AddressSpec::parse(spec).unwrap();
         let fake = super::super::proof::fake::FakeVfio::default();
         bind(&t.host(), &fake, &spec, o, &Interrupted::default())
+    }
+
+    #[test]
+    fn an_unreadable_guard_input_refuses_and_names_the_path() {
+        let t = Tree::new();
+        t.device("0000:01:00.0", "010802", Some("nvme"), 3);
+        let blk = t
+            .root()
+            .join("sys/devices/pci0000:00/0000:01:00.0/nvme/nvme0/nvme0n1");
+        fs::create_dir_all(&blk).unwrap();
+        symlink(&blk, t.root().join("sys/block/nvme0n1")).unwrap();
+        // /proc/mounts unreadable: a FIFO (reading it would block) stands for any read error.
+        fs::remove_file(t.root().join("proc/mounts")).unwrap();
+        nix::unistd::mkfifo(&t.root().join("proc/mounts"), nix::sys::stat::Mode::S_IRWXU).unwrap();
+        for force in [false, true] {
+            let r = dry(&t, "01:00.0", &opts(false, force));
+            assert_eq!(r.exit, ExitKind::VerdictNotMet, "{:?}", r.error);
+            let e = r.error.unwrap_or_default();
+            assert!(e.contains("proc/mounts") && e.contains("refusing"), "{e}");
+            assert!(r.steps.is_empty(), "{:?}", r.steps);
+        }
+        // No /sys/block at all: refused too, naming it.
+        let b = Tree::bare();
+        b.device("0000:01:00.0", "010802", Some("nvme"), 3);
+        let r = dry(&b, "01:00.0", &opts(false, false));
+        assert!(r.error.unwrap_or_default().contains("sys/block"));
     }
 
     #[test]

@@ -19,6 +19,9 @@ use crate::pci::sysfs::{self, SysfsRoot};
 #[derive(Debug, Clone)]
 pub struct Host {
     pub root: PathBuf,
+    /// A tree saved by `vfiotool capture` (untrusted, read-only): nothing is ever written into
+    /// it, not even the ROM-enable writes a read of `rom` needs on a live /sys.
+    pub captured: bool,
     /// Draw progress lines on a terminal for slow steps (off in `--json` mode and in tests).
     pub progress: bool,
 }
@@ -49,14 +52,25 @@ impl Host {
     pub fn system() -> Self {
         Host {
             root: PathBuf::from("/"),
+            captured: false,
             progress: false,
         }
     }
 
-    /// A tree that mirrors `/` (tests).
+    /// A tree that mirrors `/` and stands for a live host (tests).
     pub fn at(root: impl Into<PathBuf>) -> Self {
         Host {
             root: root.into(),
+            captured: false,
+            progress: false,
+        }
+    }
+
+    /// A captured tree (`--root CAPTURE`): read as it is, never written.
+    pub fn capture(root: impl Into<PathBuf>) -> Self {
+        Host {
+            root: root.into(),
+            captured: true,
             progress: false,
         }
     }
@@ -65,6 +79,11 @@ impl Host {
     pub fn with_progress(mut self, json: bool) -> Self {
         self.progress = !json;
         self
+    }
+
+    /// The same host as the read-only view `host/` uses (its /sys, /proc, /etc).
+    pub fn host_root(&self) -> crate::host::HostRoot {
+        crate::host::HostRoot::under(&self.root)
     }
 
     pub fn path(&self, abs: &str) -> PathBuf {

@@ -37,16 +37,68 @@ pub struct Dump {
 
 type DumpResult<T> = Result<T, (ExitKind, String)>;
 
-/// Writes 0 to `rom` when dropped: the ROM BAR is never left enabled, also on errors.
+/// The ROM BAR, enabled: [`RomEnabled::disable`] writes 0 and says when that fails; dropping
+/// it un-disabled (an early return) still tries, and a failure there is kept for the caller.
 struct RomEnabled<'a> {
     host: &'a Host,
     path: std::path::PathBuf,
+    done: bool,
+}
+
+impl RomEnabled<'_> {
+    /// Write 0 to `rom`. A ROM BAR left enabled is its own error: the device decodes the ROM
+    /// address range until something switches it off.
+    fn disable(mut self) -> DumpResult<()> {
+        self.done = true;
+        self.host
+            .write_timed(&self.path, "0", Duration::from_secs(5))
+            .map_err(|e| {
+                (
+                    ExitKind::System,
+                    format!(
+                        "the ROM BAR is left ENABLED: write 0 to {} failed: {e}; switch it off with `echo 0 > {}`",
+                        self.path.display(),
+                        self.path.display()
+                    ),
+                )
+            })
+    }
 }
 
 impl Drop for RomEnabled<'_> {
     fn drop(&mut self) {
-        let _ = self.host.write_timed(&self.path, "0", Duration::from_secs(5));
+        if !self.done {
+            if let Err(e) = self.host.write_timed(&self.path, "0", Duration::from_secs(5)) {
+                eprintln!(
+                    "vfiotool: the ROM BAR is left ENABLED: write 0 to {} failed: {e}; switch it off with `echo 0 > {}`",
+                    self.path.display(),
+                    self.path.display()
+                );
+            }
+        }
     }
+}
+
+/// A captured tree's `rom` file: the bytes the capture saved, read as they are (no enable
+/// writes: the tree is untrusted input and is never written).
+fn captured_rom(host: &Host, addr: &PciAddress) -> DumpResult<Dump> {
+    let path = host.device_dir(addr).join("rom");
+    let bytes = crate::pci::sysfs::read_bytes(&path, MAX_ROM + 1)
+        .map_err(|e| (ExitKind::BadInput, e.to_string()))?
+        .ok_or_else(|| {
+            (
+                ExitKind::BadInput,
+                format!("{}: missing; the capture holds no ROM for {addr}", path.display()),
+            )
+        })?;
+    let analysis = analyze(addr, &bytes, &[])?;
+    Ok(Dump {
+        bar_size: bytes.len() as u64,
+        bytes,
+        analysis,
+        trimmed: 0,
+        notes: vec![format!("read from the captured file {}", path.display())],
+    })
 }
 
 fn shadow_note(host: &Host, addr: &PciAddress) -> Option<String> {
@@ -60,6 +112,9 @@ fn shadow_note(host: &Host, addr: &PciAddress) -> Option<String> {
 }
 
 pub fn via_sysfs(host: &Host, addr: &PciAddress) -> DumpResult<Dump> {
+    if host.captured {
+        return captured_rom(host, addr);
+    }
     let path = host.device_dir(addr).join("rom");
     let meta = std::fs::metadata(&path).map_err(|e| {
         (
@@ -80,12 +135,14 @@ pub fn via_sysfs(host: &Host, addr: &PciAddress) -> DumpResult<Dump> {
                 format!("write 1 to {}: {e}{hint}", path.display())
             })
         })?;
-    let _guard = RomEnabled {
+    let guard = RomEnabled {
         host,
         path: path.clone(),
+        done: false,
     };
     let mut bytes = Vec::new();
     let read = File::open(&path).and_then(|f| read_with_progress(host, addr, f, &mut bytes));
+    guard.disable()?;
     let mut notes: Vec<String> = shadow_note(host, addr).into_iter().collect();
     // On error the note goes into the message; on success it stays in `notes`.
     if let Err(e) = read {
@@ -252,6 +309,30 @@ pub fn via_vfio<V: VfioOps>(host: &Host, ops: &V, addr: &PciAddress) -> DumpResu
 mod tests {
     use super::super::proof::fake::FakeVfio;
     use super::*;
+
+    #[test]
+    fn a_captured_rom_is_read_as_it_is_and_never_written() {
+        let t = tempfile::tempdir().unwrap();
+        let host = Host::capture(t.path());
+        let a = PciAddress::new(0, 0x0b, 0, 0);
+        let dir = host.device_dir(&a);
+        std::fs::create_dir_all(&dir).unwrap();
+        let rom = tiny_rom();
+        std::fs::write(dir.join("rom"), &rom).unwrap();
+        let d = via_sysfs(&host, &a).unwrap();
+        assert_eq!(d.bytes, rom);
+        assert_eq!(
+            std::fs::read(dir.join("rom")).unwrap(),
+            rom,
+            "the capture was written"
+        );
+        // A FIFO in its place is refused at once, not waited on.
+        std::fs::remove_file(dir.join("rom")).unwrap();
+        nix::unistd::mkfifo(&dir.join("rom"), nix::sys::stat::Mode::S_IRWXU).unwrap();
+        let (kind, msg) = via_sysfs(&host, &a).err().unwrap();
+        assert_eq!(kind, ExitKind::BadInput);
+        assert!(msg.contains("not a regular file"), "{msg}");
+    }
 
     /// A minimal x86 image: 55AA, size 1 block, PCIR at 0x20, last-image flag.
     fn tiny_rom() -> Vec<u8> {

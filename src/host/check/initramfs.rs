@@ -201,6 +201,18 @@ pub(super) fn check_stale_driver(root: &HostRoot, f: &Facts) -> Check {
             }
         }
     }
+    if problems.is_empty() && !f.modprobe_unreadable.is_empty() {
+        // Fail closed: an unreadable modprobe.d file may hold the blacklist that matters.
+        return warn(
+            id,
+            false,
+            format!(
+                "cannot tell whether a device sits on a driver the configuration blacklists: {}",
+                f.modprobe_unreadable.join("; ")
+            ),
+            "make those files readable (run as root) and check again",
+        );
+    }
     if problems.is_empty() {
         return ok(
             id,
