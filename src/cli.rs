@@ -444,7 +444,13 @@ pub struct BindArgs {
 #[derive(Debug, Args)]
 pub struct UnbindArgs {
     /// The device: 01:00 (all functions), 01:00.0 or 0000:01:00.0.
-    pub device: String,
+    #[arg(required_unless_present = "all")]
+    pub device: Option<String>,
+
+    /// Give back every device that has a bind record under /run/vfiotool/devices (after a
+    /// bind that was killed, or to undo every bind).
+    #[arg(long, conflicts_with = "device")]
+    pub all: bool,
 
     /// Print each sysfs write that would be made; change nothing.
     #[arg(long)]

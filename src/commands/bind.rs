@@ -45,16 +45,66 @@ pub fn bind<W: Write>(args: &BindArgs, out: &mut Output<W>) -> Result<ExitKind> 
 }
 
 pub fn unbind<W: Write>(args: &UnbindArgs, out: &mut Output<W>) -> Result<ExitKind> {
-    let spec = spec(&args.device)?;
+    let host = Host::system().with_progress(out.json);
+    let timeout = Duration::from_secs(args.timeout.max(1));
+    let Some(device) = args.device.as_deref().filter(|_| !args.all) else {
+        return unbind_all(&host, args.dry_run, timeout, out);
+    };
+    let spec = spec(device)?;
     let interrupted = signals::watch_or_refuse("unbind", args.dry_run)?;
-    let report = vbind::unbind(
-        &Host::system().with_progress(out.json),
-        &spec,
-        args.dry_run,
-        Duration::from_secs(args.timeout.max(1)),
-        &interrupted,
-    );
+    let report = vbind::unbind(&host, &spec, args.dry_run, timeout, &interrupted);
     print_report(out, &report)
+}
+
+#[derive(Serialize)]
+struct UnbindAllDoc<'a> {
+    schema: &'static str,
+    reports: &'a [Report],
+}
+
+/// `unbind --all`: every device with a bind record, one report each (JSON: one
+/// `vfiotool.unbind-all/1` document holding them). The exit code is the first failure's.
+fn unbind_all<W: Write>(
+    host: &Host,
+    dry_run: bool,
+    timeout: Duration,
+    out: &mut Output<W>,
+) -> Result<ExitKind> {
+    let interrupted = signals::watch_or_refuse("unbind --all", dry_run)?;
+    let mut reports = Vec::new();
+    for a in crate::vfio::state::recorded(host)? {
+        reports.push(vbind::unbind(
+            host,
+            &AddressSpec::Function(a),
+            dry_run,
+            timeout,
+            &interrupted,
+        ));
+    }
+    let exit = reports
+        .iter()
+        .map(|r| r.exit)
+        .find(|e| *e != ExitKind::Success)
+        .unwrap_or(ExitKind::Success);
+    if out.json {
+        out.json_doc(&UnbindAllDoc {
+            schema: "vfiotool.unbind-all/1",
+            reports: &reports,
+        })
+        .map_err(Error::output)?;
+        return Ok(exit);
+    }
+    if reports.is_empty() {
+        writeln!(
+            out.out,
+            "unbind --all: no bind record under /run/vfiotool/devices, nothing to give back"
+        )
+        .map_err(Error::output)?;
+    }
+    for r in &reports {
+        print_report(out, r)?;
+    }
+    Ok(exit)
 }
 
 fn print_report<W: Write>(out: &mut Output<W>, r: &Report) -> Result<ExitKind> {

@@ -17,6 +17,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+use super::exec::Executor;
 use super::host::{Host, WriteError};
 use super::ioctl::VfioOps;
 use super::proof::{self, Proof};
@@ -531,6 +532,8 @@ pub fn bind<V: VfioOps>(
     }
     r.steps = steps;
 
+    // The one executor: a dry run goes through the same steps and records them as planned.
+    let exec = Executor::new(host, opts.dry_run);
     let mut touched: Vec<usize> = Vec::new();
     let mut failure: Option<String> = None;
     // A device whose write is still blocked in the kernel: never read or written again.
@@ -557,7 +560,7 @@ pub fn bind<V: VfioOps>(
         }
         let orig = origin(host, &t);
         origins.insert(i, orig.0.clone());
-        if let Err(e) = bind_one(host, &t, &orig, opts, &mut r.steps) {
+        if let Err(e) = bind_one(&exec, &t, &orig, opts, &mut r.steps) {
             if let DevError::Blocked(_, pid) = &e {
                 note_lock_holder(host, &t.address, *pid);
                 blocked = Some(t.address);
@@ -624,7 +627,7 @@ pub fn bind<V: VfioOps>(
         let Some(rec) = origins.get(&i) else {
             continue;
         };
-        match restore_one(host, &t.address, Some(rec), opts.timeout, &mut rb) {
+        match restore_one(&exec, &t.address, Some(rec), opts.timeout, &mut rb) {
             Ok(_) => {
                 if let Err(e) = state::remove(host, &t.address) {
                     r.warnings.push(record_left(&t.address, e));
@@ -735,22 +738,19 @@ impl DevError {
     }
 }
 
+/// One sysfs write about `addr` through the executor (a dry run records it as `planned`).
 fn write_step(
-    host: &Host,
+    exec: &Executor,
+    addr: &PciAddress,
     steps: &mut Vec<Step>,
     path: std::path::PathBuf,
     value: &str,
-    dry_run: bool,
     timeout: Duration,
 ) -> Result<(), DevError> {
     let shown = path.display().to_string();
-    if dry_run {
-        steps.push(Step::write(shown, value, "planned", None));
-        return Ok(());
-    }
-    match host.write_timed(&path, value, timeout) {
+    match exec.write(addr, &path, value, timeout) {
         Ok(()) => {
-            steps.push(Step::write(shown, value, "ok", None));
+            steps.push(Step::write(shown, value, exec.done(), None));
             Ok(())
         }
         Err(WriteError::TimedOut { after, pid }) => {
@@ -831,22 +831,25 @@ fn origin(host: &Host, t: &Target) -> (Record, bool) {
 }
 
 fn bind_one(
-    host: &Host,
+    exec: &Executor,
     t: &Target,
     rec: &(Record, bool),
     opts: &BindOptions,
     steps: &mut Vec<Step>,
 ) -> Result<(), DevError> {
+    let host = exec.host();
     let a = t.address;
     let dir = host.device_dir(&a);
     let record = state::path(host, &a);
-    if !opts.dry_run {
+    {
         let (rec, kept) = rec;
-        let p = state::save(host, rec).map_err(|e| DevError::Failed(e.message))?;
+        if !exec.dry_run() {
+            state::save(host, rec).map_err(|e| DevError::Failed(e.message))?;
+        }
         steps.push(Step::other(
             "record",
-            p.display().to_string(),
-            "ok",
+            record.display().to_string(),
+            exec.done(),
             Some(format!(
                 "driver {}, override {}{}",
                 rec.driver.as_deref().unwrap_or("none"),
@@ -858,13 +861,6 @@ fn bind_one(
                 }
             )),
         ));
-    } else {
-        steps.push(Step::other(
-            "record",
-            record.display().to_string(),
-            "planned",
-            None,
-        ));
     }
     let locked = |m: String| {
         format!(
@@ -875,11 +871,11 @@ fn bind_one(
         )
     };
     write_step(
-        host,
+        exec,
+        &a,
         steps,
         dir.join("driver_override"),
         VFIO_PCI,
-        opts.dry_run,
         opts.timeout,
     )
     .map_err(|e| match e {
@@ -888,11 +884,11 @@ fn bind_one(
     })?;
     if let Some(d) = &t.driver_before {
         write_step(
-            host,
+            exec,
+            &a,
             steps,
             dir.join("driver/unbind"),
             &a.to_string(),
-            opts.dry_run,
             opts.timeout,
         )
         .map_err(|e| match e {
@@ -912,26 +908,23 @@ fn bind_one(
         })?;
     }
     write_step(
-        host,
+        exec,
+        &a,
         steps,
         host.path("/sys/bus/pci/drivers_probe"),
         &a.to_string(),
-        opts.dry_run,
         opts.timeout,
     )
     .map_err(|e| match e {
         DevError::Blocked(m, pid) => DevError::Blocked(locked(m), pid),
         other => other,
     })?;
-    if opts.dry_run {
-        return Ok(());
-    }
-    let now = host.driver(&a);
+    let now = exec.driver(&a);
     if now.as_deref() == Some(VFIO_PCI) {
         steps.push(Step::other(
             "check",
             dir.join("driver").display().to_string(),
-            "ok",
+            exec.done(),
             Some("vfio-pci".into()),
         ));
         Ok(())
@@ -957,15 +950,17 @@ fn bind_one(
 /// Give `addr` back to `rec`'s driver and override (None: the kernel's default, override clear).
 /// Returns the driver it ended on.
 fn restore_one(
-    host: &Host,
+    exec: &Executor,
     addr: &PciAddress,
     rec: Option<&Record>,
     timeout: Duration,
     steps: &mut Vec<Step>,
 ) -> Result<Option<String>, DevError> {
+    let host = exec.host();
     let dir = host.device_dir(addr);
     let want_override = rec.and_then(|r| r.driver_override.clone());
     let want_driver = rec.and_then(|r| r.driver.clone());
+    exec.expect_probe(addr, want_driver.clone());
     let again = |m: String| {
         format!(
             "{m}: {addr} is locked in the kernel (a driver's probe or remove() is running, see `dmesg`), \
@@ -974,18 +969,18 @@ fn restore_one(
     };
     // An empty write ("\n") clears driver_override.
     let ov = want_override.clone().unwrap_or_else(|| "\n".into());
-    write_step(host, steps, dir.join("driver_override"), &ov, false, timeout).map_err(|e| match e {
+    write_step(exec, addr, steps, dir.join("driver_override"), &ov, timeout).map_err(|e| match e {
         DevError::Blocked(m, pid) => DevError::Blocked(again(m), pid),
         other => other,
     })?;
-    let current = host.driver(addr);
+    let current = exec.driver(addr);
     if let Some(cur) = current.as_deref().filter(|c| Some(*c) != want_driver.as_deref()) {
         write_step(
-            host,
+            exec,
+            addr,
             steps,
             dir.join("driver/unbind"),
             &addr.to_string(),
-            false,
             timeout,
         )
         .map_err(|e| match e {
@@ -1008,13 +1003,13 @@ fn restore_one(
         })?;
     }
     let originally_driverless = rec.is_some() && want_driver.is_none();
-    if host.driver(addr).is_none() && !originally_driverless {
+    if exec.driver(addr).is_none() && !originally_driverless {
         write_step(
-            host,
+            exec,
+            addr,
             steps,
             host.path("/sys/bus/pci/drivers_probe"),
             &addr.to_string(),
-            false,
             timeout,
         )
         .map_err(|e| match e {
@@ -1022,22 +1017,22 @@ fn restore_one(
             other => other,
         })?;
         if let Some(d) = &want_driver {
-            if host.driver(addr).as_deref() != Some(d.as_str()) && host.driver(addr).is_none() {
+            if exec.driver(addr).as_deref() != Some(d.as_str()) && exec.driver(addr).is_none() {
                 let bind = host.path("/sys/bus/pci/drivers").join(d).join("bind");
                 if let Err(DevError::Blocked(m, pid)) =
-                    write_step(host, steps, bind, &addr.to_string(), false, timeout)
+                    write_step(exec, addr, steps, bind, &addr.to_string(), timeout)
                 {
                     return Err(DevError::Blocked(again(m), pid));
                 }
             }
         }
     }
-    let now = host.driver(addr);
+    let now = exec.driver(addr);
     steps.push(Step::other(
         "check",
         dir.join("driver").display().to_string(),
         if rec.is_none() || now == want_driver {
-            "ok"
+            exec.done()
         } else {
             "failed"
         },
@@ -1117,6 +1112,7 @@ pub fn unbind(
     r.groups = groups;
     let mut errors = Vec::new();
     let mut blocked: Option<PciAddress> = None;
+    let exec = Executor::new(host, dry_run);
     for i in 0..r.targets.len() {
         if interrupted.is_set() {
             errors.push("interrupted by a signal".to_string());
@@ -1144,34 +1140,6 @@ pub fn unbind(
             ));
             continue;
         }
-        if dry_run {
-            let dir = host.device_dir(&a);
-            let ov = rec
-                .as_ref()
-                .and_then(|r| r.driver_override.clone())
-                .unwrap_or_else(|| "\n".into());
-            r.steps.push(Step::write(
-                dir.join("driver_override").display().to_string(),
-                &ov,
-                "planned",
-                None,
-            ));
-            if r.targets[i].driver_before.is_some() {
-                r.steps.push(Step::write(
-                    dir.join("driver/unbind").display().to_string(),
-                    &a.to_string(),
-                    "planned",
-                    None,
-                ));
-            }
-            r.steps.push(Step::write(
-                host.path("/sys/bus/pci/drivers_probe").display().to_string(),
-                &a.to_string(),
-                "planned",
-                None,
-            ));
-            continue;
-        }
         if blocked.is_some() {
             // A device of this card is locked in the kernel; its siblings wait for the next run.
             errors.push(format!(
@@ -1179,7 +1147,8 @@ pub fn unbind(
             ));
             continue;
         }
-        match restore_one(host, &a, rec.as_ref(), timeout, &mut r.steps) {
+        match restore_one(&exec, &a, rec.as_ref(), timeout, &mut r.steps) {
+            Ok(_) if dry_run => {}
             Ok(now) => {
                 if let Err(e) = state::remove(host, &a) {
                     r.warnings.push(record_left(&a, e));

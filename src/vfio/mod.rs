@@ -11,6 +11,7 @@
 //! its recorded driver and override.
 
 pub mod bind;
+pub mod exec;
 pub mod host;
 pub mod ioctl;
 pub mod lock;
