@@ -911,7 +911,7 @@ fn bind_one(
         exec,
         &a,
         steps,
-        host.path("/sys/bus/pci/drivers_probe"),
+        host.sysfs().drivers_probe(),
         &a.to_string(),
         opts.timeout,
     )
@@ -1008,7 +1008,7 @@ fn restore_one(
             exec,
             addr,
             steps,
-            host.path("/sys/bus/pci/drivers_probe"),
+            host.sysfs().drivers_probe(),
             &addr.to_string(),
             timeout,
         )
@@ -1018,7 +1018,7 @@ fn restore_one(
         })?;
         if let Some(d) = &want_driver {
             if exec.driver(addr).as_deref() != Some(d.as_str()) && exec.driver(addr).is_none() {
-                let bind = host.path("/sys/bus/pci/drivers").join(d).join("bind");
+                let bind = host.sysfs().driver_dir(d).join("bind");
                 if let Err(DevError::Blocked(m, pid)) =
                     write_step(exec, addr, steps, bind, &addr.to_string(), timeout)
                 {

@@ -180,7 +180,7 @@ impl Host {
     }
 
     pub fn driver_loaded(&self, driver: &str) -> bool {
-        self.path("/sys/bus/pci/drivers").join(driver).is_dir()
+        self.sysfs().driver_dir(driver).is_dir()
     }
 
     pub fn group_dev(&self, group: u32) -> PathBuf {

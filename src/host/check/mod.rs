@@ -224,3 +224,10 @@ pub fn run_with(root: &HostRoot, probe: Option<ProbeFn>) -> CheckReport {
         checks,
     }
 }
+
+/// Drop repeated entries, keeping the first of each in place (`Vec::dedup` only drops
+/// adjacent repeats, so the same fix reached from two devices was printed twice).
+pub(crate) fn unique(items: &mut Vec<String>) {
+    let mut seen = std::collections::BTreeSet::new();
+    items.retain(|i| seen.insert(i.clone()));
+}

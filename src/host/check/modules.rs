@@ -162,7 +162,9 @@ pub(super) fn check_vfio_pci_options(f: &Facts) -> Check {
                         dev.address
                     ));
                     fixes.push(format!(
-                        "load vfio-pci before {drv}: add 'softdep {drv} pre: vfio-pci' to /etc/modprobe.d/vfio.conf and rebuild the initramfs"
+                        "load vfio-pci before {drv}: `vfiotool persist {}` writes 'softdep {drv} pre: vfio-pci' into {} and the initramfs hook; then rebuild the initramfs",
+                        dev.address,
+                        crate::config::persist::MODPROBE_CONF
                     ));
                 }
             }
@@ -192,7 +194,7 @@ pub(super) fn check_vfio_pci_options(f: &Facts) -> Check {
     if problems.is_empty() {
         ok(id, false, message)
     } else {
-        fixes.dedup();
+        crate::host::check::unique(&mut fixes);
         if fixes.is_empty() {
             fixes.push("correct the ids= list in the file named above".into());
         }

@@ -1,18 +1,34 @@
 # Fail closed: a guard input that cannot be read refuses the bind and names the path; it is never
-# taken as "not in use". A FIFO bind-mounted over /proc/net/route (the default-route guard's input)
-# stands for any read error; --force does not override it.
+# taken as "not in use". A FIFO bind-mounted over the default-route guard's input stands for any
+# read error. /proc/net is a link to /proc/self/net, so the FIFO goes over /proc/PID/net/route
+# of the shell that then execs vfiotool (same pid); --force does not override the refusal.
 D=0000:00:05.0   # nvme
 expect_driver $D nvme
 mkfifo /tmp/route.fifo
-mount --bind /tmp/route.fifo /proc/net/route || fail "cannot bind-mount over /proc/net/route"
-vt bind --force 00:05.0
-FORCED=$RC
-vt bind 00:05.0
-umount /proc/net/route
-expect_rc 1 "refused"
-expect_err "/proc/net/route"
+run_blind() {
+  sh -c 'mount --bind /tmp/route.fifo /proc/$$/net/route || exit 99; exec /bin/vfiotool "$@"' vt "$@" \
+    >/tmp/vt.out 2>/tmp/vt.err
+  RC=$?
+  OUT=$(cat /tmp/vt.out)
+  ERR=$(cat /tmp/vt.err)
+  echo "\$ vfiotool $* (route unreadable) -> exit $RC"
+  sed 's/^/  out| /' /tmp/vt.out
+  sed 's/^/  err| /' /tmp/vt.err
+  [ "$RC" = 99 ] && fail "cannot bind-mount over /proc/PID/net/route"
+}
+run_blind bind --force 00:05.0
+expect_rc 1 "--force does not override an unreadable guard"
+expect_err "/net/route"
 expect_err "refusing"
-[ "$FORCED" = 1 ] || fail "--force overrode an unreadable guard (exit $FORCED)"
+run_blind bind 00:05.0
+expect_rc 1 "refused"
+expect_err "refusing"
 expect_driver $D nvme
 expect_override $D "(null)"
 expect_missing /run/vfiotool/devices/$D.json
+# The same bind with the route readable goes through.
+vt bind 00:05.0
+expect_rc 0
+vt unbind 00:05.0
+expect_rc 0
+expect_driver $D nvme
