@@ -581,7 +581,12 @@ pub fn bind<V: VfioOps>(
                 .map(|t| t.address)
                 .collect();
             if opts.dry_run {
-                r.steps.extend(proof::planned_steps(g, &devs, opts.open_device));
+                r.steps.extend(proof::planned_steps(
+                    &host.path("/dev/vfio"),
+                    g,
+                    &devs,
+                    opts.open_device,
+                ));
             } else {
                 let p = proof::prove(
                     ops,

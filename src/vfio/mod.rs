@@ -10,6 +10,7 @@
 //! before the first write to each device -> proof (ioctls) -> keep, or roll back every device to
 //! its recorded driver and override.
 
+pub mod attach;
 pub mod bind;
 pub mod exec;
 pub mod host;

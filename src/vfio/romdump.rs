@@ -6,6 +6,7 @@ use std::fs::File;
 use std::io::{self, Read};
 use std::time::Duration;
 
+use super::attach::{self, AttachError, AttachFacts, Backend};
 use super::host::{Host, WriteError};
 use super::ioctl::{self, VfioOps};
 use crate::error::ExitKind;
@@ -213,34 +214,31 @@ pub fn via_vfio<V: VfioOps>(host: &Host, ops: &V, addr: &PciAddress) -> DumpResu
         .iommu_group(addr)
         .ok_or_else(|| (ExitKind::System, format!("{addr} has no IOMMU group")))?;
     let sys = |what: &str, e: io::Error| (ExitKind::System, format!("{addr}: {what}: {e}"));
-    let container = ops
-        .open(&host.path("/dev/vfio/vfio"))
-        .map_err(|e| sys("open /dev/vfio/vfio", e))?;
-    let gpath = host.group_dev(group);
-    let g = ops
-        .open(&gpath)
-        .map_err(|e| sys(&format!("open {}", gpath.display()), e))?;
-    let flags = ops
-        .group_status(&g)
-        .map_err(|e| sys("VFIO_GROUP_GET_STATUS", e))?;
-    if flags & ioctl::GROUP_FLAGS_VIABLE == 0 {
-        return Err((
+    // The one attach sequence (the proof's): API version checked, group node retried.
+    let mut facts = AttachFacts::default();
+    let mut steps = Vec::new();
+    let attached = attach::attach(
+        ops,
+        Backend::Legacy,
+        &host.path("/dev/vfio"),
+        group,
+        &mut facts,
+        &mut steps,
+    )
+    .map_err(|e| match e {
+        AttachError::NotViable { .. } => (
             ExitKind::VerdictNotMet,
-            format!("IOMMU group {group} of {addr} is not viable; bind the whole group first"),
-        ));
-    }
-    ops.set_container(&g, &container)
-        .map_err(|e| sys("VFIO_GROUP_SET_CONTAINER", e))?;
-    let t = if ops
-        .check_extension(&container, ioctl::TYPE1V2_IOMMU)
-        .unwrap_or(false)
-    {
-        ioctl::TYPE1V2_IOMMU
-    } else {
-        ioctl::TYPE1_IOMMU
-    };
-    ops.set_iommu(&container, t)
-        .map_err(|e| sys("VFIO_SET_IOMMU", e))?;
+            format!("{addr}: {e}; bind the whole group first"),
+        ),
+        AttachError::OpenContainer { .. }
+        | AttachError::ApiVersion { .. }
+        | AttachError::NoType1
+        | AttachError::OpenGroup { .. }
+        | AttachError::GroupStatus { .. }
+        | AttachError::SetContainer { .. }
+        | AttachError::SetIommu { .. } => (ExitKind::System, format!("{addr}: {}: {e}", e.step().name())),
+    })?;
+    let g = attached.group;
     let dev = ops
         .device_fd(&g, &addr.to_string())
         .map_err(|e| sys("VFIO_GROUP_GET_DEVICE_FD", e))?;

@@ -1,12 +1,15 @@
 # Fail closed: a guard input that cannot be read refuses the bind and names the path; it is never
-# taken as "not in use". A FIFO bind-mounted over the default-route guard's input stands for any
-# read error. /proc/net is a link to /proc/self/net, so the FIFO goes over /proc/PID/net/route
-# of the shell that then execs vfiotool (same pid); --force does not override the refusal.
+# taken as "not in use". A FIFO in place of the default-route guard's input stands for any read
+# error. /proc/net is a link to /proc/self/net, and the kernel drops mounts on the entries below
+# it, so a directory holding a FIFO named `route` is bind-mounted over /proc/PID/net of the shell
+# that then execs vfiotool (same pid). --force does not override the refusal.
 D=0000:00:05.0   # nvme
 expect_driver $D nvme
-mkfifo /tmp/route.fifo
+[ -e /run/vfiotool/devices/$D.json ] && fail "a record is left from an earlier scenario"
+mkdir -p /tmp/fakenet
+mkfifo /tmp/fakenet/route
 run_blind() {
-  sh -c 'mount --bind /tmp/route.fifo /proc/$$/net/route || exit 99; exec /bin/vfiotool "$@"' vt "$@" \
+  sh -c 'mount --bind /tmp/fakenet /proc/$$/net || exit 99; exec /bin/vfiotool "$@"' vt "$@" \
     >/tmp/vt.out 2>/tmp/vt.err
   RC=$?
   OUT=$(cat /tmp/vt.out)
@@ -14,7 +17,7 @@ run_blind() {
   echo "\$ vfiotool $* (route unreadable) -> exit $RC"
   sed 's/^/  out| /' /tmp/vt.out
   sed 's/^/  err| /' /tmp/vt.err
-  [ "$RC" = 99 ] && fail "cannot bind-mount over /proc/PID/net/route"
+  [ "$RC" = 99 ] && fail "cannot bind-mount over /proc/PID/net"
 }
 run_blind bind --force 00:05.0
 expect_rc 1 "--force does not override an unreadable guard"
