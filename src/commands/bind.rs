@@ -152,6 +152,8 @@ fn print_human<W: Write>(out: &mut Output<W>, r: &Report) -> std::io::Result<()>
                 } else {
                     "default driver".to_string()
                 }
+            } else if !r.refused.is_empty() {
+                "unchanged (refused)".to_string()
             } else if t.blocked {
                 "BLOCKED in the kernel (see below)".to_string()
             } else {

@@ -10,16 +10,20 @@
 //! before the first write to each device -> proof (ioctls) -> keep, or roll back every device to
 //! its recorded driver and override.
 
+pub mod apply;
 pub mod attach;
 pub mod bind;
 pub mod exec;
+pub mod guard;
 pub mod host;
 pub mod ioctl;
 pub mod lock;
 pub mod proof;
+pub mod report;
 pub mod romdump;
 pub mod signals;
 pub mod state;
+pub mod unbind;
 pub mod writer;
 
 use serde::Serialize;
