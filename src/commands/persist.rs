@@ -29,14 +29,13 @@ fn softdeps_for(devices: &[Device]) -> Vec<String> {
         if let Some(driver) = &d.driver {
             add(driver);
         }
-        match (d.base_class(), d.vendor_id) {
-            (0x03, 0x10DE) => ["nouveau", "nvidia"].iter().for_each(|m| add(m)),
-            (0x03, 0x1002) => ["amdgpu", "radeon"].iter().for_each(|m| add(m)),
-            (0x03, 0x8086) => add("i915"),
-            _ => {}
+        if d.base_class() == 0x03 {
+            crate::pci::drivers::gpu_drivers(d.vendor_id)
+                .iter()
+                .for_each(|m| add(m));
         }
         if d.class16() == 0x0403 {
-            add("snd_hda_intel");
+            crate::pci::drivers::AUDIO_DRIVERS.iter().for_each(|m| add(m));
         }
     }
     out.sort();

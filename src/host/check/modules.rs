@@ -207,26 +207,7 @@ pub(super) fn check_vfio_pci_options(f: &Facts) -> Check {
     }
 }
 
-const GPU_DRIVERS: [&str; 9] = [
-    "nouveau",
-    "nvidia",
-    "nvidia_drm",
-    "nvidiafb",
-    "amdgpu",
-    "radeon",
-    "i915",
-    "xe",
-    "snd_hda_intel",
-];
-
-fn vendor_drivers(vendor: u16) -> &'static [&'static str] {
-    match vendor {
-        0x10de => &["nouveau", "nvidia", "nvidia_drm", "nvidiafb"],
-        0x1002 => &["amdgpu", "radeon"],
-        0x8086 => &["i915", "xe"],
-        _ => &[],
-    }
-}
+use crate::pci::drivers::{gpu_drivers as vendor_drivers, is_gpu_driver};
 
 pub(super) fn check_blacklist(f: &Facts) -> Check {
     let id = "blacklist";
@@ -238,16 +219,12 @@ pub(super) fn check_blacklist(f: &Facts) -> Check {
             ["install", m, cmd, ..] if cmd.ends_with("/false") || cmd.ends_with("/true") => Some(norm(m)),
             _ => None,
         };
-        if let Some(m) = m.filter(|m| GPU_DRIVERS.contains(&m.as_str())) {
+        if let Some(m) = m.filter(|m| is_gpu_driver(m)) {
             found.entry(m).or_insert_with(|| l.file.clone());
         }
     }
     if let Some(v) = f.arg_value("modprobe.blacklist") {
-        for m in v
-            .split(',')
-            .map(norm)
-            .filter(|m| GPU_DRIVERS.contains(&m.as_str()))
-        {
+        for m in v.split(',').map(norm).filter(|m| is_gpu_driver(m)) {
             found.entry(m).or_insert_with(|| "/proc/cmdline".into());
         }
     }
