@@ -274,21 +274,7 @@ pub struct RootArgs {
     pub sysfs_root: Option<PathBuf>,
 }
 
-impl RootArgs {
-    /// The host's root: `--root`, or `/`.
-    pub fn host_root(&self) -> PathBuf {
-        self.root.clone().unwrap_or_else(|| PathBuf::from("/"))
-    }
-
-    /// The sysfs directory: `--sysfs-root`, else `--root`/sys, else /sys.
-    pub fn sysfs(&self) -> PathBuf {
-        match (&self.sysfs_root, &self.root) {
-            (Some(s), _) => s.clone(),
-            (None, Some(r)) => r.join("sys"),
-            (None, None) => PathBuf::from("/sys"),
-        }
-    }
-}
+// Resolved by `host::HostRoot::from_args`, the one place that turns these options into a root.
 
 #[derive(Debug, Args)]
 pub struct CheckArgs {

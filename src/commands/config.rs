@@ -69,7 +69,7 @@ fn firmware_for(
     json: bool,
 ) -> Result<(Firmware, String, Option<rom::RomAnalysis>)> {
     // The card the ROM is for: SeaBIOS's id match and the GOP judgement use it.
-    let card = crate::pci::device::Device::read(&SysfsRoot::new(args.root.sysfs()), first)
+    let card = crate::pci::device::Device::read(&crate::host::HostRoot::from_args(&args.root).sysfs, first)
         .ok()
         .map(|d| super::rom::card_of(&d));
     if let Some(choice) = args.firmware {
@@ -225,7 +225,7 @@ struct ConfigDoc<'a> {
 
 pub fn config<W: Write>(args: &ConfigArgs, out: &mut Output<W>) -> Result<ExitKind> {
     check_args(args)?;
-    let sysfs = SysfsRoot::new(args.root.sysfs());
+    let sysfs = crate::host::HostRoot::from_args(&args.root).sysfs;
     let (spec, named, groups) = functions_of(&sysfs, &args.device)?;
     let named: Vec<Device> = named.into_iter().filter(|d| !d.bridge).collect();
     if named.is_empty() {
@@ -303,7 +303,7 @@ pub fn config<W: Write>(args: &ConfigArgs, out: &mut Output<W>) -> Result<ExitKi
             let (entries, map_notes) = choose::map_entries(&node, &devices, &groups);
             notes.extend(map_notes);
             Some(config::mapping::build(
-                &args.root.host_root(),
+                &crate::host::HostRoot::from_args(&args.root).base,
                 id,
                 &node,
                 &entries,
@@ -321,7 +321,10 @@ pub fn config<W: Write>(args: &ConfigArgs, out: &mut Output<W>) -> Result<ExitKi
             });
             libvirt::generate(&passthrough, spec.as_ref())
         }
-        ConfigTarget::Qemu => qemu::generate(&passthrough, qemu::find_ovmf(&args.root.host_root())),
+        ConfigTarget::Qemu => qemu::generate(
+            &passthrough,
+            qemu::find_ovmf(&crate::host::HostRoot::from_args(&args.root).base),
+        ),
     };
     notes.append(&mut generated.notes);
     generated.notes = notes;

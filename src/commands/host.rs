@@ -22,16 +22,9 @@ use crate::pci::names::{NameQuery, Names};
 pub const LIST_SCHEMA: &str = "vfiotool.list/1";
 pub const GROUPS_SCHEMA: &str = "vfiotool.groups/1";
 
-/// The host root the root options name.
+/// The host root the root options name (`HostRoot::from_args`, the one resolver).
 pub fn host_root(args: &RootArgs) -> HostRoot {
-    let root = match &args.root {
-        Some(dir) => HostRoot::under(dir),
-        None => HostRoot::live(),
-    };
-    match &args.sysfs_root {
-        Some(dir) => root.with_sysfs(dir),
-        None => root,
-    }
+    HostRoot::from_args(args)
 }
 
 /// A device as `list` and `groups` print it: the snapshot plus names and candidate modules.

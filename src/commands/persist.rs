@@ -13,7 +13,6 @@ use crate::error::{Error, ExitKind, Result};
 use crate::output::Output;
 use crate::pci::address::{AddressSpec, PciAddress};
 use crate::pci::device::Device;
-use crate::pci::sysfs::SysfsRoot;
 
 /// Drivers vfio-pci must load before: the devices' current drivers and the usual drivers of
 /// their kind, so a GPU driver in the initramfs cannot claim the device first.
@@ -53,7 +52,7 @@ struct PersistDoc<'a> {
 }
 
 pub fn persist<W: Write>(args: &PersistArgs, out: &mut Output<W>) -> Result<ExitKind> {
-    let root = args.root.host_root();
+    let root = crate::host::HostRoot::from_args(&args.root).base;
     let live = root == Path::new("/");
     if live && !args.dry_run && !nix::unistd::geteuid().is_root() {
         return Err(Error::system(
@@ -88,7 +87,7 @@ pub fn persist<W: Write>(args: &PersistArgs, out: &mut Output<W>) -> Result<Exit
             }
         }
     } else {
-        let sysfs = SysfsRoot::new(args.root.sysfs());
+        let sysfs = crate::host::HostRoot::from_args(&args.root).sysfs;
         let text = args.device.as_deref().unwrap_or_default();
         let (_, found, _) = functions_of(&sysfs, text)?;
         let found: Vec<Device> = found.into_iter().filter(|d| !d.bridge).collect();

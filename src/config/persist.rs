@@ -123,7 +123,7 @@ fn exists_any(root: &Path, paths: &[&str]) -> bool {
 
 /// `path` (absolute on the host) below `root`.
 pub fn under(root: &Path, path: &str) -> PathBuf {
-    root.join(path.trim_start_matches('/'))
+    crate::host::under(root, path)
 }
 
 pub fn detect(root: &Path) -> HostTools {

@@ -87,7 +87,7 @@ impl Host {
     }
 
     pub fn path(&self, abs: &str) -> PathBuf {
-        self.root.join(abs.trim_start_matches('/'))
+        crate::host::under(&self.root, abs)
     }
 
     /// The sysfs view of this host, through `pci::sysfs`, which owns every read of
