@@ -17,6 +17,7 @@ use crate::vfio::bind::{self as vbind, BindOptions, Report};
 use crate::vfio::host::Host;
 use crate::vfio::ioctl::Kernel;
 use crate::vfio::signals;
+use crate::vfio::Outcome;
 
 fn spec(text: &str) -> Result<AddressSpec> {
     AddressSpec::parse(text).map_err(|e| Error::usage(e.to_string()))
@@ -180,9 +181,9 @@ fn print_human<W: Write>(out: &mut Output<W>, r: &Report) -> std::io::Result<()>
     }
     for s in &r.steps {
         let style = match s.result {
-            "failed" => Style::Fail,
-            "planned" | "skipped" => Style::Dim,
-            _ => Style::Ok,
+            Outcome::Failed => Style::Fail,
+            Outcome::Planned | Outcome::Skipped => Style::Dim,
+            Outcome::Ok => Style::Ok,
         };
         writeln!(out.out, "  {}", out.paint(style, &s.human()))?;
     }

@@ -2,6 +2,7 @@
 //! driver_override, unbind (timed, in a child process), drivers_probe and a re-read; the
 //! helpers that describe a write still blocked in the kernel and keep its group locked.
 
+use crate::vfio::{Action, Outcome};
 use std::fs;
 use std::time::Duration;
 
@@ -81,7 +82,7 @@ pub(crate) fn write_step(
             steps.push(Step::write(
                 shown.clone(),
                 value,
-                "failed",
+                Outcome::Failed,
                 Some(format!("still blocked after {} s", after.as_secs_f32())),
             ));
             Err(DevError::Blocked(
@@ -94,7 +95,12 @@ pub(crate) fn write_step(
             ))
         }
         Err(e) => {
-            steps.push(Step::write(shown.clone(), value, "failed", Some(e.to_string())));
+            steps.push(Step::write(
+                shown.clone(),
+                value,
+                Outcome::Failed,
+                Some(e.to_string()),
+            ));
             Err(DevError::Failed(format!(
                 "write {:?} to {shown}: {e}",
                 value.trim_end()
@@ -171,7 +177,7 @@ pub(crate) fn bind_one(
             state::save(host, rec).map_err(|e| DevError::Failed(e.message))?;
         }
         steps.push(Step::other(
-            "record",
+            Action::Record,
             record.display().to_string(),
             exec.done(),
             Some(format!(
@@ -246,7 +252,7 @@ pub(crate) fn bind_one(
     let now = exec.driver(&a);
     if now.as_deref() == Some(VFIO_PCI) {
         steps.push(Step::other(
-            "check",
+            Action::Check,
             dir.join("driver").display().to_string(),
             exec.done(),
             Some("vfio-pci".into()),
@@ -255,9 +261,9 @@ pub(crate) fn bind_one(
     } else {
         let got = now.unwrap_or_else(|| "no driver".into());
         steps.push(Step::other(
-            "check",
+            Action::Check,
             dir.join("driver").display().to_string(),
-            "failed",
+            Outcome::Failed,
             Some(got.clone()),
         ));
         let hint = if host.iommu_group(&a).is_none() {

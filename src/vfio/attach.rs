@@ -18,6 +18,7 @@
 //! errors become further `AttachError` variants. Callers pass the backend they were given (a
 //! future `--backend` option) and need no other change.
 
+use crate::vfio::Outcome;
 use std::io;
 use std::path::Path;
 
@@ -223,7 +224,14 @@ pub fn planned_steps(backend: Backend, dev_vfio: &Path, group: u32) -> Vec<Step>
     match backend {
         Backend::Legacy => AttachStep::LEGACY
             .iter()
-            .map(|s| Step::ioctl(s.name(), if s.on_group() { &g } else { &c }, "planned", None))
+            .map(|s| {
+                Step::ioctl(
+                    s.name(),
+                    if s.on_group() { &g } else { &c },
+                    Outcome::Planned,
+                    None,
+                )
+            })
             .collect(),
     }
 }
@@ -254,13 +262,18 @@ fn record<T>(
             steps.push(Step::ioctl(
                 step.name(),
                 target,
-                "ok",
+                Outcome::Ok,
                 (!detail.is_empty()).then_some(detail),
             ));
             Ok(v)
         }
         Err(e) => {
-            steps.push(Step::ioctl(step.name(), target, "failed", Some(e.to_string())));
+            steps.push(Step::ioctl(
+                step.name(),
+                target,
+                Outcome::Failed,
+                Some(e.to_string()),
+            ));
             Err(e)
         }
     }

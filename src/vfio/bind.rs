@@ -11,6 +11,7 @@
 //! from then on the run does not touch that device at all, says what state it will be in once
 //! remove() returns, and keeps its record for a later `bind` or `unbind`.
 
+use crate::vfio::{Action, Outcome};
 use std::collections::BTreeSet;
 
 use super::exec::Executor;
@@ -260,9 +261,9 @@ pub fn bind<V: VfioOps>(
         let t = r.targets[i].clone();
         if t.driver_before.as_deref() == Some(VFIO_PCI) {
             r.steps.push(Step::other(
-                "check",
+                Action::Check,
                 t.address.to_string(),
-                "skipped",
+                Outcome::Skipped,
                 Some("already on vfio-pci".into()),
             ));
             continue;
@@ -526,7 +527,11 @@ mod tests {
         let addrs: Vec<String> = r.targets.iter().map(|t| t.address.to_string()).collect();
         assert_eq!(addrs, ["0000:01:00.0", "0000:01:00.1"]);
         assert!(r.skipped.iter().any(|s| s.address.to_string() == "0000:00:01.0"));
-        assert!(r.steps.iter().all(|s| s.result == "planned"), "{:?}", r.steps);
+        assert!(
+            r.steps.iter().all(|s| s.result == Outcome::Planned),
+            "{:?}",
+            r.steps
+        );
         assert!(r
             .steps
             .iter()

@@ -8,6 +8,7 @@
 //! branches and records the same steps (names, paths, values, order) as the real run, with the
 //! result `planned` instead of `ok`.
 
+use crate::vfio::Outcome;
 use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -58,11 +59,11 @@ impl<'a> Executor<'a> {
     }
 
     /// The result word of a step that went through: `ok`, or `planned` in a dry run.
-    pub fn done(&self) -> &'static str {
+    pub fn done(&self) -> Outcome {
         if self.dry_run() {
-            "planned"
+            Outcome::Planned
         } else {
-            "ok"
+            Outcome::Ok
         }
     }
 

@@ -3,6 +3,7 @@
 //! (or why not: blacklisted, missing). They fail closed: an input that exists but cannot be
 //! read refuses and names the path; nothing unreadable counts as "not in use".
 
+use crate::vfio::{Action, Outcome};
 use std::fs;
 
 use super::bind::VFIO_PCI;
@@ -124,22 +125,32 @@ pub(crate) fn ensure_vfio_pci(host: &Host, dry_run: bool, steps: &mut Vec<Step>)
         return Ok(());
     }
     if dry_run {
-        steps.push(Step::other("module", "modprobe vfio-pci", "planned", None));
+        steps.push(Step::other(
+            Action::Module,
+            "modprobe vfio-pci",
+            Outcome::Planned,
+            None,
+        ));
         return Ok(());
     }
     let out = std::process::Command::new("modprobe").arg("vfio-pci").output();
     let detail = match &out {
         Ok(o) if o.status.success() && host.driver_loaded(VFIO_PCI) => {
-            steps.push(Step::other("module", "modprobe vfio-pci", "ok", None));
+            steps.push(Step::other(
+                Action::Module,
+                "modprobe vfio-pci",
+                Outcome::Ok,
+                None,
+            ));
             return Ok(());
         }
         Ok(o) => String::from_utf8_lossy(&o.stderr).trim().to_string(),
         Err(e) => format!("cannot run modprobe: {e}"),
     };
     steps.push(Step::other(
-        "module",
+        Action::Module,
         "modprobe vfio-pci",
-        "failed",
+        Outcome::Failed,
         Some(detail.clone()),
     ));
     let why = match blacklisted(host) {

@@ -3,6 +3,7 @@
 //! Each ioctl is one [`Step`]; the first failure ends the proof with a message that says what it
 //! means and what to do.
 
+use crate::vfio::Outcome;
 use std::path::Path;
 
 use serde::Serialize;
@@ -53,14 +54,14 @@ pub fn planned_steps(dev_vfio: &Path, group: u32, devices: &[PciAddress], open_d
             v.push(Step::ioctl(
                 "VFIO_GROUP_GET_DEVICE_FD",
                 &t,
-                "planned",
+                Outcome::Planned,
                 Some("resets the device".into()),
             ));
-            v.push(Step::ioctl("VFIO_DEVICE_GET_INFO", &t, "planned", None));
+            v.push(Step::ioctl("VFIO_DEVICE_GET_INFO", &t, Outcome::Planned, None));
             v.push(Step::ioctl(
                 "VFIO_DEVICE_GET_REGION_INFO(ROM)",
                 &t,
-                "planned",
+                Outcome::Planned,
                 None,
             ));
         }
@@ -122,7 +123,7 @@ fn run<V: VfioOps>(
                     steps.push(Step::ioctl(
                         "VFIO_GROUP_GET_DEVICE_FD",
                         &name,
-                        "ok",
+                        Outcome::Ok,
                         Some("device reset".into()),
                     ));
                     match ops.device_info(&dev) {
@@ -130,7 +131,7 @@ fn run<V: VfioOps>(
                             steps.push(Step::ioctl(
                                 "VFIO_DEVICE_GET_INFO",
                                 &name,
-                                "ok",
+                                Outcome::Ok,
                                 Some(format!("{} regions, {} irqs", i.num_regions, i.num_irqs)),
                             ));
                             dp.info = Some(i);
@@ -142,7 +143,7 @@ fn run<V: VfioOps>(
                             steps.push(Step::ioctl(
                                 "VFIO_DEVICE_GET_REGION_INFO(ROM)",
                                 &name,
-                                "ok",
+                                Outcome::Ok,
                                 Some(format!("size {:#x}", r.size)),
                             ));
                             dp.rom_region_size = Some(r.size);
@@ -155,7 +156,7 @@ fn run<V: VfioOps>(
                     steps.push(Step::ioctl(
                         "VFIO_GROUP_GET_DEVICE_FD",
                         &name,
-                        "failed",
+                        Outcome::Failed,
                         Some(msg.clone()),
                     ));
                     dp.error = Some(msg);
@@ -273,7 +274,7 @@ mod tests {
         assert!(p.viable && p.container_set);
         assert_eq!(p.iommu_set, Some("TYPE1v2"));
         assert!(f.calls.borrow().iter().all(|c| !c.starts_with("device_fd")));
-        assert!(steps.iter().all(|s| s.result == "ok"));
+        assert!(steps.iter().all(|s| s.result == Outcome::Ok));
     }
 
     #[test]

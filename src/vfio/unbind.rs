@@ -2,6 +2,7 @@
 //! and driver_override (or the kernel's default), through the same executor, so `--dry-run`
 //! lists the steps the real run makes.
 
+use crate::vfio::{Action, Outcome};
 use std::time::Duration;
 
 use super::apply::*;
@@ -97,12 +98,12 @@ pub(crate) fn restore_one(
     }
     let now = exec.driver(addr);
     steps.push(Step::other(
-        "check",
+        Action::Check,
         dir.join("driver").display().to_string(),
         if rec.is_none() || now == want_driver {
             exec.done()
         } else {
-            "failed"
+            Outcome::Failed
         },
         Some(now.clone().unwrap_or_else(|| "no driver".into())),
     ));
@@ -198,9 +199,9 @@ pub fn unbind(
         let has_override = r.targets[i].override_before.is_some();
         if !on_vfio && !has_override && rec.is_none() {
             r.steps.push(Step::other(
-                "check",
+                Action::Check,
                 a.to_string(),
-                "skipped",
+                Outcome::Skipped,
                 Some(format!(
                     "not bound by vfiotool (on {})",
                     r.targets[i].driver_before.as_deref().unwrap_or("no driver")
