@@ -98,7 +98,7 @@ fn firmware_for(
             .with_progress(json);
             match romdump::via_sysfs(&host, first) {
                 Ok(dump) => (dump.analysis, format!("the ROM of {first}")),
-                Err((_, message)) => {
+                Err(Error { message, .. }) => {
                     return Ok((
                         Firmware::Ovmf,
                         format!(

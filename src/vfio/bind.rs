@@ -54,7 +54,7 @@ pub(crate) fn without_bridges(
     rest
 }
 
-pub fn resolve(host: &Host, spec: &AddressSpec) -> Result<Vec<PciAddress>, String> {
+pub fn resolve(host: &Host, spec: &AddressSpec) -> crate::error::Result<Vec<PciAddress>> {
     let found = match spec {
         AddressSpec::Function(a) => {
             if host.exists(a) {
@@ -66,10 +66,10 @@ pub fn resolve(host: &Host, spec: &AddressSpec) -> Result<Vec<PciAddress>, Strin
         AddressSpec::Slot(s) => host.slot_functions(s),
     };
     if found.is_empty() {
-        return Err(format!(
+        return Err(crate::error::Error::system(format!(
             "no PCI device {spec} (nothing under {}); check the address with `lspci -D`",
             host.path("/sys/bus/pci/devices").display()
-        ));
+        )));
     }
     Ok(found)
 }
@@ -80,14 +80,13 @@ fn plan_bind(
     spec: &AddressSpec,
     opts: &BindOptions,
     r: &mut Report,
-) -> Result<(), (ExitKind, String)> {
-    let found = resolve(host, spec).map_err(|e| (ExitKind::System, e))?;
+) -> crate::error::Result<()> {
+    let found = resolve(host, spec)?;
     let chosen: BTreeSet<PciAddress> = without_bridges(host, found, &mut r.skipped).into_iter().collect();
     if chosen.is_empty() {
-        return Err((
-            ExitKind::BadInput,
-            format!("{spec} is a PCI bridge; bridges are never bound to vfio-pci"),
-        ));
+        return Err(crate::error::Error::bad_input(format!(
+            "{spec} is a PCI bridge; bridges are never bound to vfio-pci"
+        )));
     }
     let mut groups = BTreeSet::new();
     for a in &chosen {
@@ -231,8 +230,8 @@ pub fn bind<V: VfioOps>(
             Err(e) => return r.finish(e.kind, Some(e.message)),
         }
     };
-    if let Err((kind, msg)) = plan_bind(host, spec, opts, &mut r) {
-        return r.finish(kind, Some(msg));
+    if let Err(e) = plan_bind(host, spec, opts, &mut r) {
+        return r.finish(e.kind, Some(e.message));
     }
     if !r.refused.is_empty() {
         let msg = format!("refused, nothing was changed: {}", r.refused.join("; "));
@@ -241,7 +240,7 @@ pub fn bind<V: VfioOps>(
     let mut steps = Vec::new();
     if let Err(e) = ensure_vfio_pci(host, opts.dry_run, &mut steps) {
         r.steps = steps;
-        return r.finish(ExitKind::System, Some(e));
+        return r.finish(e.kind, Some(e.message));
     }
     r.steps = steps;
 

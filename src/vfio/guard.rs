@@ -120,7 +120,7 @@ pub fn host_critical(host: &Host, addr: &PciAddress) -> Result<Option<String>, G
 }
 
 /// Is vfio-pci available? Loads it with modprobe when missing; says when it is blacklisted.
-pub(crate) fn ensure_vfio_pci(host: &Host, dry_run: bool, steps: &mut Vec<Step>) -> Result<(), String> {
+pub(crate) fn ensure_vfio_pci(host: &Host, dry_run: bool, steps: &mut Vec<Step>) -> crate::error::Result<()> {
     if host.driver_loaded(VFIO_PCI) {
         return Ok(());
     }
@@ -161,9 +161,9 @@ pub(crate) fn ensure_vfio_pci(host: &Host, dry_run: bool, steps: &mut Vec<Step>)
         Blacklisted::At(w) => format!("it is blacklisted ({w}); remove that line"),
         Blacklisted::Unknown(why) => format!("whether it is blacklisted is unknown: {why}"),
     };
-    Err(format!(
+    Err(crate::error::Error::system(format!(
         "vfio-pci is not loaded and modprobe vfio-pci failed ({detail}): {why}"
-    ))
+    )))
 }
 
 /// Where vfio-pci is blacklisted, if it is (kernel command line, then modprobe.d through the

@@ -9,7 +9,7 @@ use std::time::Duration;
 use super::attach::{self, AttachError, AttachFacts, Backend};
 use super::host::{Host, WriteError};
 use super::ioctl::{self, VfioOps};
-use crate::error::ExitKind;
+use crate::error::{Error, ExitKind};
 use crate::output::Progress;
 use crate::pci::address::PciAddress;
 use crate::rom::{self, RomAnalysis};
@@ -36,7 +36,8 @@ pub struct Dump {
     pub notes: Vec<String>,
 }
 
-type DumpResult<T> = Result<T, (ExitKind, String)>;
+/// A dump error: its exit kind and a message naming the device and path.
+type DumpResult<T> = Result<T, Error>;
 
 /// The ROM BAR, enabled: [`RomEnabled::disable`] writes 0 and says when that fails; dropping
 /// it un-disabled (an early return) still tries, and a failure there is kept for the caller.
@@ -54,7 +55,7 @@ impl RomEnabled<'_> {
         self.host
             .write_timed(&self.path, "0", Duration::from_secs(5))
             .map_err(|e| {
-                (
+                Error::new(
                     ExitKind::System,
                     format!(
                         "the ROM BAR is left ENABLED: write 0 to {} failed: {e}; switch it off with `echo 0 > {}`",
@@ -85,9 +86,9 @@ impl Drop for RomEnabled<'_> {
 fn captured_rom(host: &Host, addr: &PciAddress) -> DumpResult<Dump> {
     let path = host.device_dir(addr).join("rom");
     let bytes = crate::pci::sysfs::read_bytes(&path, MAX_ROM + 1)
-        .map_err(|e| (ExitKind::BadInput, e.to_string()))?
+        .map_err(|e| Error::new(ExitKind::BadInput, e.to_string()))?
         .ok_or_else(|| {
-            (
+            Error::new(
                 ExitKind::BadInput,
                 format!("{}: missing; the capture holds no ROM for {addr}", path.display()),
             )
@@ -118,7 +119,7 @@ pub fn via_sysfs(host: &Host, addr: &PciAddress) -> DumpResult<Dump> {
     }
     let path = host.device_dir(addr).join("rom");
     let meta = std::fs::metadata(&path).map_err(|e| {
-        (
+        Error::new(
             ExitKind::System,
             format!(
                 "{}: {e}; the device has no ROM BAR (or the address is wrong)",
@@ -128,7 +129,7 @@ pub fn via_sysfs(host: &Host, addr: &PciAddress) -> DumpResult<Dump> {
     })?;
     host.write_timed(&path, "1", Duration::from_secs(5))
         .map_err(|e| {
-            (ExitKind::System, {
+            Error::new(ExitKind::System, {
                 let hint = match &e {
                     WriteError::Io(io) if io.kind() == io::ErrorKind::PermissionDenied => " (run as root)",
                     _ => "",
@@ -154,12 +155,15 @@ pub fn via_sysfs(host: &Host, addr: &PciAddress) -> DumpResult<Dump> {
             "read error"
         };
         if let Some(n) = notes.pop() {
-            return Err((
+            return Err(Error::new(
                 ExitKind::BadInput,
                 format!("{}: {e}: {cause}; {n}", path.display()),
             ));
         }
-        return Err((ExitKind::BadInput, format!("{}: {e}: {cause}", path.display())));
+        return Err(Error::new(
+            ExitKind::BadInput,
+            format!("{}: {e}: {cause}", path.display()),
+        ));
     }
     let analysis = analyze(addr, &bytes, &notes)?;
     Ok(Dump {
@@ -192,7 +196,7 @@ fn read_with_progress(host: &Host, addr: &PciAddress, file: File, bytes: &mut Ve
 fn analyze(addr: &PciAddress, bytes: &[u8], notes: &[String]) -> DumpResult<RomAnalysis> {
     rom::analyze(bytes).map_err(|e| {
         let extra = notes.first().map(|n| format!("; {n}")).unwrap_or_default();
-        (
+        Error::new(
             ExitKind::BadInput,
             format!("{addr}: the ROM read from the device is not usable: {e}{extra}; nothing was written"),
         )
@@ -202,7 +206,7 @@ fn analyze(addr: &PciAddress, bytes: &[u8], notes: &[String]) -> DumpResult<RomA
 pub fn via_vfio<V: VfioOps>(host: &Host, ops: &V, addr: &PciAddress) -> DumpResult<Dump> {
     let drv = host.driver(addr);
     if drv.as_deref() != Some(super::bind::VFIO_PCI) {
-        return Err((
+        return Err(Error::new(
             ExitKind::Usage,
             format!(
                 "{addr} is on {}, not vfio-pci: bind it first (`vfiotool bind {addr}`) or use --via sysfs",
@@ -212,8 +216,8 @@ pub fn via_vfio<V: VfioOps>(host: &Host, ops: &V, addr: &PciAddress) -> DumpResu
     }
     let group = host
         .iommu_group(addr)
-        .ok_or_else(|| (ExitKind::System, format!("{addr} has no IOMMU group")))?;
-    let sys = |what: &str, e: io::Error| (ExitKind::System, format!("{addr}: {what}: {e}"));
+        .ok_or_else(|| Error::new(ExitKind::System, format!("{addr} has no IOMMU group")))?;
+    let sys = |what: &str, e: io::Error| Error::new(ExitKind::System, format!("{addr}: {what}: {e}"));
     // The one attach sequence (the proof's): API version checked, group node retried.
     let mut facts = AttachFacts::default();
     let mut steps = Vec::new();
@@ -226,7 +230,7 @@ pub fn via_vfio<V: VfioOps>(host: &Host, ops: &V, addr: &PciAddress) -> DumpResu
         &mut steps,
     )
     .map_err(|e| match e {
-        AttachError::NotViable { .. } => (
+        AttachError::NotViable { .. } => Error::new(
             ExitKind::VerdictNotMet,
             format!("{addr}: {e}; bind the whole group first"),
         ),
@@ -236,7 +240,9 @@ pub fn via_vfio<V: VfioOps>(host: &Host, ops: &V, addr: &PciAddress) -> DumpResu
         | AttachError::OpenGroup { .. }
         | AttachError::GroupStatus { .. }
         | AttachError::SetContainer { .. }
-        | AttachError::SetIommu { .. } => (ExitKind::System, format!("{addr}: {}: {e}", e.step().name())),
+        | AttachError::SetIommu { .. } => {
+            Error::new(ExitKind::System, format!("{addr}: {}: {e}", e.step().name()))
+        }
     })?;
     let g = attached.group;
     let dev = ops
@@ -246,13 +252,13 @@ pub fn via_vfio<V: VfioOps>(host: &Host, ops: &V, addr: &PciAddress) -> DumpResu
         .region_info(&dev, ioctl::PCI_ROM_REGION_INDEX)
         .map_err(|e| sys("VFIO_DEVICE_GET_REGION_INFO(ROM)", e))?;
     if region.size == 0 {
-        return Err((
+        return Err(Error::new(
             ExitKind::BadInput,
             format!("{addr}: the VFIO ROM region is empty: the device has no valid ROM (no 55AA signature)"),
         ));
     }
     if region.size > MAX_ROM {
-        return Err((
+        return Err(Error::new(
             ExitKind::BadInput,
             format!("{addr}: ROM region of {} bytes is too large", region.size),
         ));
@@ -327,7 +333,9 @@ mod tests {
         // A FIFO in its place is refused at once, not waited on.
         std::fs::remove_file(dir.join("rom")).unwrap();
         nix::unistd::mkfifo(&dir.join("rom"), nix::sys::stat::Mode::S_IRWXU).unwrap();
-        let (kind, msg) = via_sysfs(&host, &a).err().unwrap();
+        let crate::error::Error {
+            kind, message: msg, ..
+        } = via_sysfs(&host, &a).err().unwrap();
         assert_eq!(kind, ExitKind::BadInput);
         assert!(msg.contains("not a regular file"), "{msg}");
     }
@@ -376,7 +384,7 @@ mod tests {
             rom,
             ..Default::default()
         };
-        let d = via_vfio(&host, &f, &a).unwrap_or_else(|e| panic!("{}", e.1));
+        let d = via_vfio(&host, &f, &a).unwrap_or_else(|e| panic!("{}", e.message));
         assert_eq!(d.bytes, tiny_rom());
         assert_eq!(d.trimmed, 4096 - 512);
         assert!(d.notes[0].contains("0xFF padding"));
@@ -387,14 +395,14 @@ mod tests {
         let (_t, host, a) = fake_host("nvme");
         let f = FakeVfio::default();
         let e = via_vfio(&host, &f, &a).err().unwrap();
-        assert!(e.1.contains("not vfio-pci"), "{}", e.1);
+        assert!(e.message.contains("not vfio-pci"), "{}", e.message);
         let (_t, host, a) = fake_host("vfio-pci");
         let f = FakeVfio {
             group_flags: 1,
             ..Default::default()
         };
         let e = via_vfio(&host, &f, &a).err().unwrap();
-        assert_eq!(e.0, ExitKind::BadInput);
-        assert!(e.1.contains("no valid ROM"), "{}", e.1);
+        assert_eq!(e.kind, ExitKind::BadInput);
+        assert!(e.message.contains("no valid ROM"), "{}", e.message);
     }
 }

@@ -146,7 +146,7 @@ pub fn unbind(
     };
     let found = match resolve(host, spec) {
         Ok(f) => f,
-        Err(e) => return r.finish(ExitKind::System, Some(e)),
+        Err(e) => return r.finish(e.kind, Some(e.message)),
     };
     for a in without_bridges(host, found, &mut r.skipped) {
         r.targets.push(target(host, a, "requested"));
