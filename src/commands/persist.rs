@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use super::config::functions_of;
 use crate::cli::PersistArgs;
-use crate::config::persist;
+use crate::config::persist::{self, FileAction};
 use crate::error::{Error, ExitKind, Result};
 use crate::output::Output;
 use crate::pci::address::{AddressSpec, PciAddress};
@@ -120,7 +120,7 @@ pub fn persist<W: Write>(args: &PersistArgs, out: &mut Output<W>) -> Result<Exit
         persist::apply(&root, &plan)?;
     }
     let run_initramfs =
-        args.yes && !args.dry_run && live && plan.changes.iter().any(|c| c.action != "unchanged");
+        args.yes && !args.dry_run && live && plan.changes.iter().any(|c| c.action != FileAction::Unchanged);
     let mut initramfs_ran = false;
     if run_initramfs {
         if let Some(cmd) = &plan.initramfs_command {
@@ -172,8 +172,8 @@ pub fn persist<W: Write>(args: &PersistArgs, out: &mut Output<W>) -> Result<Exit
             .as_deref()
             .map(|b| format!(" (backup: {b})"))
             .unwrap_or_default();
-        writeln!(w, "{verb} {} {}{backup}", c.action, c.path).map_err(io)?;
-        if args.dry_run && c.action != "unchanged" {
+        writeln!(w, "{verb} {} {}{backup}", c.action.name(), c.path).map_err(io)?;
+        if args.dry_run && c.action != FileAction::Unchanged {
             write!(w, "{}", c.diff).map_err(io)?;
         }
     }
