@@ -390,3 +390,76 @@ fn legacy<V: VfioOps>(
         group: group_fd,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::proof::fake::FakeVfio;
+    use super::*;
+
+    #[test]
+    fn the_plan_names_the_steps_the_run_records() {
+        let fake = FakeVfio {
+            group_flags: 1,
+            ..Default::default()
+        };
+        let dir = Path::new("/x/dev/vfio");
+        let mut facts = AttachFacts::default();
+        let mut steps = Vec::new();
+        attach(&fake, Backend::Legacy, dir, 7, &mut facts, &mut steps).unwrap();
+        let plan = planned_steps(Backend::Legacy, dir, 7);
+        let key = |s: &Step| (s.action, s.target.clone(), s.value.clone());
+        assert_eq!(
+            steps.iter().map(key).collect::<Vec<_>>(),
+            plan.iter().map(key).collect::<Vec<_>>()
+        );
+        assert_eq!(facts.iommu_set, Some("TYPE1v2"));
+        assert!(plan.iter().any(|s| s.target == "/x/dev/vfio/7"));
+    }
+
+    #[test]
+    fn a_wrong_api_version_stops_before_the_group_is_opened() {
+        let fake = FakeVfio {
+            group_flags: 1,
+            api_version: 1,
+            ..Default::default()
+        };
+        let mut facts = AttachFacts::default();
+        let mut steps = Vec::new();
+        let e = attach(
+            &fake,
+            Backend::Legacy,
+            Path::new("/dev/vfio"),
+            3,
+            &mut facts,
+            &mut steps,
+        )
+        .err()
+        .unwrap();
+        assert_eq!(e.step(), AttachStep::ApiVersion);
+        assert!(e.to_string().contains("VFIO API version 1, expected 0"), "{e}");
+        assert!(!fake.calls.borrow().iter().any(|c| c.ends_with("/3")));
+        assert_eq!(steps.last().map(|s| s.result), Some(Outcome::Failed));
+    }
+
+    #[test]
+    fn not_viable_is_its_own_error_with_the_flags() {
+        let fake = FakeVfio::default();
+        let mut facts = AttachFacts::default();
+        let mut steps = Vec::new();
+        let e = attach(
+            &fake,
+            Backend::Legacy,
+            Path::new("/dev/vfio"),
+            3,
+            &mut facts,
+            &mut steps,
+        )
+        .err()
+        .unwrap();
+        assert!(
+            matches!(e, AttachError::NotViable { group: 3, flags: 0 }),
+            "{e:?}"
+        );
+        assert!(!facts.viable && !facts.container_set);
+    }
+}

@@ -188,6 +188,8 @@ pub(crate) mod fake {
         pub set_iommu_errno: Option<i32>,
         pub rom: Vec<u8>,
         pub rom_region: u64,
+        /// `VFIO_GET_API_VERSION` answers this (0 is the only valid version).
+        pub api_version: i32,
         pub calls: RefCell<Vec<String>>,
     }
 
@@ -201,7 +203,7 @@ pub(crate) mod fake {
             Ok(path.display().to_string())
         }
         fn api_version(&self, _: &String) -> io::Result<i32> {
-            Ok(0)
+            Ok(self.api_version)
         }
         fn check_extension(&self, _: &String, ext: u32) -> io::Result<bool> {
             Ok(ext == 1 || ext == 3)
