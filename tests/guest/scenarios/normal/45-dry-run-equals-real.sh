@@ -4,9 +4,10 @@
 D=0000:00:05.0   # nvme
 S=0000:00:03.0   # edu: persist target
 
-# The host-changing steps of a vfiotool.bind/1 document (ioctl steps of the proof left out).
+# The steps of a vfiotool.bind/1 document: sysfs writes, records, checks and the proof's ioctls
+# (the plan comes from the same attach sequence, so names and nodes match too).
 steps_of() {
-  echo "$OUT" | grep -oE '\{"action":"(write|record|module|check)","target":"[^"]*"(,"value":"[^"]*")?' \
+  echo "$OUT" | grep -oE '\{"action":"(write|record|module|check|ioctl)","target":"[^"]*"(,"value":"[^"]*")?' \
     | grep -v '"action":"check","target":"[0-9a-f:.]*"$'
 }
 
