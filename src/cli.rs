@@ -274,21 +274,7 @@ pub struct RootArgs {
     pub sysfs_root: Option<PathBuf>,
 }
 
-impl RootArgs {
-    /// The host's root: `--root`, or `/`.
-    pub fn host_root(&self) -> PathBuf {
-        self.root.clone().unwrap_or_else(|| PathBuf::from("/"))
-    }
-
-    /// The sysfs directory: `--sysfs-root`, else `--root`/sys, else /sys.
-    pub fn sysfs(&self) -> PathBuf {
-        match (&self.sysfs_root, &self.root) {
-            (Some(s), _) => s.clone(),
-            (None, Some(r)) => r.join("sys"),
-            (None, None) => PathBuf::from("/sys"),
-        }
-    }
-}
+// Resolved by `host::HostRoot::from_args`, the one place that turns these options into a root.
 
 #[derive(Debug, Args)]
 pub struct CheckArgs {
@@ -444,7 +430,13 @@ pub struct BindArgs {
 #[derive(Debug, Args)]
 pub struct UnbindArgs {
     /// The device: 01:00 (all functions), 01:00.0 or 0000:01:00.0.
-    pub device: String,
+    #[arg(required_unless_present = "all")]
+    pub device: Option<String>,
+
+    /// Give back every device that has a bind record under /run/vfiotool/devices (after a
+    /// bind that was killed, or to undo every bind).
+    #[arg(long, conflicts_with = "device")]
+    pub all: bool,
 
     /// Print each sysfs write that would be made; change nothing.
     #[arg(long)]

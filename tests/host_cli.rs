@@ -849,3 +849,42 @@ fn check_framebuffer_replaced_by_drm_driver_is_ok() {
     assert!(msg.starts_with("i915 drives the boot GPU"), "{msg}");
     assert_eq!(fix, None);
 }
+
+/// A captured tree is untrusted: a FIFO in place of a device's `config` and `class` or of
+/// `proc/cmdline` must not hang `list`, `groups` or `check`, and the one unreadable device is a
+/// note while the others are listed.
+#[test]
+fn a_fifo_in_a_capture_never_hangs_and_one_bad_device_is_a_note() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = dir.path();
+    for a in ["0000:00:01.0", "0000:00:02.0"] {
+        let d = t.join("sys/devices/pci0000:00").join(a);
+        fs::create_dir_all(&d).unwrap();
+        fs::create_dir_all(t.join("sys/bus/pci/devices")).unwrap();
+        for (f, v) in [("vendor", "0x1b36"), ("device", "0x0010"), ("class", "0x010802")] {
+            fs::write(d.join(f), v).unwrap();
+        }
+        std::os::unix::fs::symlink(&d, t.join("sys/bus/pci/devices").join(a)).unwrap();
+    }
+    let bad = t.join("sys/devices/pci0000:00/0000:00:02.0");
+    fs::remove_file(bad.join("class")).unwrap();
+    fs::create_dir_all(t.join("proc")).unwrap();
+    for f in [bad.join("config"), bad.join("class"), t.join("proc/cmdline")] {
+        assert!(Command::new("mkfifo").arg(&f).status().unwrap().success());
+    }
+    let root = t.to_str().unwrap();
+    let started = std::time::Instant::now();
+    let o = run(&["list", "--root", root, "--pci-ids", &ids()]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert!(stdout(&o).contains("00:01.0"), "{}", stdout(&o));
+    assert!(
+        stderr(&o).contains("0000:00:02.0 could not be read") && stderr(&o).contains("not a regular file"),
+        "{}",
+        stderr(&o)
+    );
+    let doc = json(&["groups", "--root", root, "--pci-ids", &ids(), "--json"], 0);
+    assert_eq!(doc["unreadable"][0]["address"], "0000:00:02.0", "{doc}");
+    let c = run(&["check", "--root", root, "--json"]);
+    assert!(code(&c) != 101, "{}", stderr(&c));
+    assert!(started.elapsed() < std::time::Duration::from_secs(20));
+}

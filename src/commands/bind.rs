@@ -9,16 +9,15 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::cli::{BindArgs, DumpVia, RomDumpArgs, UnbindArgs};
+use crate::cli::{BindArgs, UnbindArgs};
 use crate::error::{Error, ExitKind, Result};
-use crate::fsutil;
 use crate::output::{Output, Style};
-use crate::pci::address::{AddressSpec, PciAddress};
+use crate::pci::address::AddressSpec;
 use crate::vfio::bind::{self as vbind, BindOptions, Report};
 use crate::vfio::host::Host;
 use crate::vfio::ioctl::Kernel;
-use crate::vfio::romdump::{self, Via};
 use crate::vfio::signals;
+use crate::vfio::Outcome;
 
 fn spec(text: &str) -> Result<AddressSpec> {
     AddressSpec::parse(text).map_err(|e| Error::usage(e.to_string()))
@@ -26,7 +25,7 @@ fn spec(text: &str) -> Result<AddressSpec> {
 
 pub fn bind<W: Write>(args: &BindArgs, out: &mut Output<W>) -> Result<ExitKind> {
     let spec = spec(&args.device)?;
-    let interrupted = signals::watch();
+    let interrupted = signals::watch_or_refuse("bind", args.dry_run)?;
     let opts = BindOptions {
         group: args.group,
         force: args.force,
@@ -45,16 +44,66 @@ pub fn bind<W: Write>(args: &BindArgs, out: &mut Output<W>) -> Result<ExitKind> 
 }
 
 pub fn unbind<W: Write>(args: &UnbindArgs, out: &mut Output<W>) -> Result<ExitKind> {
-    let spec = spec(&args.device)?;
-    let interrupted = signals::watch();
-    let report = vbind::unbind(
-        &Host::system().with_progress(out.json),
-        &spec,
-        args.dry_run,
-        Duration::from_secs(args.timeout.max(1)),
-        &interrupted,
-    );
+    let host = Host::system().with_progress(out.json);
+    let timeout = Duration::from_secs(args.timeout.max(1));
+    let Some(device) = args.device.as_deref().filter(|_| !args.all) else {
+        return unbind_all(&host, args.dry_run, timeout, out);
+    };
+    let spec = spec(device)?;
+    let interrupted = signals::watch_or_refuse("unbind", args.dry_run)?;
+    let report = vbind::unbind(&host, &spec, args.dry_run, timeout, &interrupted);
     print_report(out, &report)
+}
+
+#[derive(Serialize)]
+struct UnbindAllDoc<'a> {
+    schema: &'static str,
+    reports: &'a [Report],
+}
+
+/// `unbind --all`: every device with a bind record, one report each (JSON: one
+/// `vfiotool.unbind-all/1` document holding them). The exit code is the first failure's.
+fn unbind_all<W: Write>(
+    host: &Host,
+    dry_run: bool,
+    timeout: Duration,
+    out: &mut Output<W>,
+) -> Result<ExitKind> {
+    let interrupted = signals::watch_or_refuse("unbind --all", dry_run)?;
+    let mut reports = Vec::new();
+    for a in crate::vfio::state::recorded(host)? {
+        reports.push(vbind::unbind(
+            host,
+            &AddressSpec::Function(a),
+            dry_run,
+            timeout,
+            &interrupted,
+        ));
+    }
+    let exit = reports
+        .iter()
+        .map(|r| r.exit)
+        .find(|e| *e != ExitKind::Success)
+        .unwrap_or(ExitKind::Success);
+    if out.json {
+        out.json_doc(&UnbindAllDoc {
+            schema: "vfiotool.unbind-all/1",
+            reports: &reports,
+        })
+        .map_err(Error::output)?;
+        return Ok(exit);
+    }
+    if reports.is_empty() {
+        writeln!(
+            out.out,
+            "unbind --all: no bind record under /run/vfiotool/devices, nothing to give back"
+        )
+        .map_err(Error::output)?;
+    }
+    for r in &reports {
+        print_report(out, r)?;
+    }
+    Ok(exit)
 }
 
 fn print_report<W: Write>(out: &mut Output<W>, r: &Report) -> Result<ExitKind> {
@@ -102,6 +151,8 @@ fn print_human<W: Write>(out: &mut Output<W>, r: &Report) -> std::io::Result<()>
                 } else {
                     "default driver".to_string()
                 }
+            } else if !r.refused.is_empty() {
+                "unchanged (refused)".to_string()
             } else if t.blocked {
                 "BLOCKED in the kernel (see below)".to_string()
             } else {
@@ -130,9 +181,9 @@ fn print_human<W: Write>(out: &mut Output<W>, r: &Report) -> std::io::Result<()>
     }
     for s in &r.steps {
         let style = match s.result {
-            "failed" => Style::Fail,
-            "planned" | "skipped" => Style::Dim,
-            _ => Style::Ok,
+            Outcome::Failed => Style::Fail,
+            Outcome::Planned | Outcome::Skipped => Style::Dim,
+            Outcome::Ok => Style::Ok,
         };
         writeln!(out.out, "  {}", out.paint(style, &s.human()))?;
     }
@@ -182,84 +233,4 @@ fn print_human<W: Write>(out: &mut Output<W>, r: &Report) -> std::io::Result<()>
         (k, _) => format!("failed ({})", k.name()),
     };
     writeln!(out.out, "result: {verdict}")
-}
-
-/// One `vfiotool.rom-dump/1` document.
-#[derive(Serialize)]
-struct DumpDoc<'a> {
-    schema: &'static str,
-    device: PciAddress,
-    via: Via,
-    bar_size: u64,
-    bytes: usize,
-    trimmed: usize,
-    file: Option<String>,
-    notes: &'a [String],
-    analysis: &'a crate::rom::RomAnalysis,
-}
-
-pub fn rom_dump<W: Write>(args: &RomDumpArgs, out: &mut Output<W>) -> Result<ExitKind> {
-    let addr = PciAddress::parse(&args.device).map_err(|e| Error::usage(e.to_string()))?;
-    // SIGINT/SIGTERM must not end the process between "write 1" and "write 0" to `rom`.
-    let _interrupted = signals::watch();
-    let host = Host::system().with_progress(out.json);
-    if !host.exists(&addr) {
-        return Err(Error::system(format!(
-            "no PCI device {addr} (nothing under /sys/bus/pci/devices); check the address with `lspci -D`"
-        )));
-    }
-    let (via, result) = match args.via {
-        DumpVia::Sysfs => (Via::Sysfs, romdump::via_sysfs(&host, &addr)),
-        DumpVia::Vfio => (Via::Vfio, romdump::via_vfio(&host, &Kernel, &addr)),
-    };
-    let mut dump = result.map_err(|(kind, msg)| Error::new(kind, msg))?;
-    // The device is known: judge the ROM for this card (SeaBIOS's id match, GOP by its class).
-    if let Ok(d) = crate::pci::device::Device::read(&host.sysfs(), &addr) {
-        if let Ok(a) = crate::rom::analyze_for(&dump.bytes, Some(&super::rom::card_of(&d))) {
-            dump.analysis = a;
-        }
-    }
-    if let Some(path) = &args.output {
-        fsutil::atomic_write(path, &dump.bytes, args.force)?;
-    }
-    let file = args.output.as_ref().map(|p| p.display().to_string());
-    if out.json {
-        out.json_doc(&DumpDoc {
-            schema: "vfiotool.rom-dump/1",
-            device: addr,
-            via,
-            bar_size: dump.bar_size,
-            bytes: dump.bytes.len(),
-            trimmed: dump.trimmed,
-            file,
-            notes: &dump.notes,
-            analysis: &dump.analysis,
-        })
-        .map_err(Error::output)?;
-    } else {
-        let w = &mut out.out;
-        let mut write = || -> std::io::Result<()> {
-            writeln!(
-                w,
-                "{addr}: {} bytes of ROM via {} (BAR {:#x}), {} image(s), firmware: {}",
-                dump.bytes.len(),
-                if via == Via::Sysfs { "sysfs" } else { "vfio" },
-                dump.bar_size,
-                dump.analysis.images.len(),
-                dump.analysis.verdict.firmware
-            )?;
-            for n in &dump.notes {
-                writeln!(w, "  note: {n}")?;
-            }
-            for l in &dump.analysis.verdict.lines {
-                writeln!(w, "  {l}")?;
-            }
-            match &file {
-                Some(f) => writeln!(w, "written to {f}"),
-                None => writeln!(w, "not written (no -o FILE)"),
-            }
-        };
-        write().map_err(Error::output)?;
-    }
-    Ok(ExitKind::Success)
 }

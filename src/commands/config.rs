@@ -3,10 +3,9 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use clap::CommandFactory;
 use serde::Serialize;
 
-use crate::cli::{Cli, ConfigArgs, ConfigTarget, FirmwareChoice, OnOff};
+use crate::cli::{ConfigArgs, ConfigTarget, FirmwareChoice, OnOff};
 use crate::config::{self, choose, libvirt, proxmox, qemu, Firmware, Function, Passthrough};
 use crate::error::{Error, ExitKind, Result};
 use crate::fsutil;
@@ -69,7 +68,7 @@ fn firmware_for(
     json: bool,
 ) -> Result<(Firmware, String, Option<rom::RomAnalysis>)> {
     // The card the ROM is for: SeaBIOS's id match and the GOP judgement use it.
-    let card = crate::pci::device::Device::read(&SysfsRoot::new(args.root.sysfs()), first)
+    let card = crate::pci::device::Device::read(&crate::host::HostRoot::from_args(&args.root).sysfs, first)
         .ok()
         .map(|d| super::rom::card_of(&d));
     if let Some(choice) = args.firmware {
@@ -93,13 +92,13 @@ fn firmware_for(
         }
         None => {
             let host = match &args.root.root {
-                Some(r) => Host::at(r),
+                Some(r) => Host::capture(r),
                 None => Host::system(),
             }
             .with_progress(json);
             match romdump::via_sysfs(&host, first) {
                 Ok(dump) => (dump.analysis, format!("the ROM of {first}")),
-                Err((_, message)) => {
+                Err(Error { message, .. }) => {
                     return Ok((
                         Firmware::Ovmf,
                         format!(
@@ -225,7 +224,7 @@ struct ConfigDoc<'a> {
 
 pub fn config<W: Write>(args: &ConfigArgs, out: &mut Output<W>) -> Result<ExitKind> {
     check_args(args)?;
-    let sysfs = SysfsRoot::new(args.root.sysfs());
+    let sysfs = crate::host::HostRoot::from_args(&args.root).sysfs;
     let (spec, named, groups) = functions_of(&sysfs, &args.device)?;
     let named: Vec<Device> = named.into_iter().filter(|d| !d.bridge).collect();
     if named.is_empty() {
@@ -303,7 +302,7 @@ pub fn config<W: Write>(args: &ConfigArgs, out: &mut Output<W>) -> Result<ExitKi
             let (entries, map_notes) = choose::map_entries(&node, &devices, &groups);
             notes.extend(map_notes);
             Some(config::mapping::build(
-                &args.root.host_root(),
+                &crate::host::HostRoot::from_args(&args.root).base,
                 id,
                 &node,
                 &entries,
@@ -321,7 +320,10 @@ pub fn config<W: Write>(args: &ConfigArgs, out: &mut Output<W>) -> Result<ExitKi
             });
             libvirt::generate(&passthrough, spec.as_ref())
         }
-        ConfigTarget::Qemu => qemu::generate(&passthrough, qemu::find_ovmf(&args.root.host_root())),
+        ConfigTarget::Qemu => qemu::generate(
+            &passthrough,
+            qemu::find_ovmf(&crate::host::HostRoot::from_args(&args.root).base),
+        ),
     };
     notes.append(&mut generated.notes);
     generated.notes = notes;
@@ -397,48 +399,4 @@ fn print_config<W: Write>(
         writeln!(w, "{}", comment(t, &format!("note: {note}"))).map_err(io)?;
     }
     Ok(ExitKind::Success)
-}
-
-pub fn completions<W: Write>(shell: clap_complete::Shell, out: &mut Output<W>) -> Result<ExitKind> {
-    let mut cmd = Cli::command();
-    clap_complete::generate(shell, &mut cmd, "vfiotool", &mut out.out);
-    out.out.flush().map_err(Error::output)?;
-    Ok(ExitKind::Success)
-}
-
-pub fn manpage<W: Write>(dir: Option<&Path>, out: &mut Output<W>) -> Result<ExitKind> {
-    let cmd = Cli::command();
-    let Some(dir) = dir else {
-        clap_mangen::Man::new(cmd)
-            .render(&mut out.out)
-            .map_err(Error::output)?;
-        return Ok(ExitKind::Success);
-    };
-    let mut pages = Vec::new();
-    collect_pages(cmd, "vfiotool", &mut pages);
-    for (name, cmd) in pages {
-        let mut roff = Vec::new();
-        clap_mangen::Man::new(cmd)
-            .render(&mut roff)
-            .map_err(Error::output)?;
-        let path = dir.join(format!("{name}.1"));
-        fsutil::atomic_write(&path, &roff, true)?;
-        writeln!(out.out, "{}", path.display()).map_err(Error::output)?;
-    }
-    Ok(ExitKind::Success)
-}
-
-/// The command and every visible subcommand, named as `man` finds them: `vfiotool-rom-parse`.
-fn collect_pages(cmd: clap::Command, name: &str, pages: &mut Vec<(String, clap::Command)>) {
-    let subcommands: Vec<clap::Command> = cmd
-        .get_subcommands()
-        .filter(|c| !c.is_hide_set() && c.get_name() != "help")
-        .cloned()
-        .collect();
-    let page = cmd.name(name.to_string()).bin_name(name.replace('-', " "));
-    pages.push((name.to_string(), page));
-    for sub in subcommands {
-        let sub_name = format!("{name}-{}", sub.get_name());
-        collect_pages(sub, &sub_name, pages);
-    }
 }

@@ -14,7 +14,7 @@ use crate::host::check::{self, Status};
 use crate::host::{capture as cap, HostRoot};
 use crate::output::{Output, Style};
 use crate::pci::address::AddressSpec;
-use crate::pci::device::Device;
+use crate::pci::device::{Device, Unreadable};
 use crate::pci::groups::{Groups, IommuGroup, Verdict};
 use crate::pci::modules::ModuleAliases;
 use crate::pci::names::{NameQuery, Names};
@@ -22,16 +22,9 @@ use crate::pci::names::{NameQuery, Names};
 pub const LIST_SCHEMA: &str = "vfiotool.list/1";
 pub const GROUPS_SCHEMA: &str = "vfiotool.groups/1";
 
-/// The host root the root options name.
+/// The host root the root options name (`HostRoot::from_args`, the one resolver).
 pub fn host_root(args: &RootArgs) -> HostRoot {
-    let root = match &args.root {
-        Some(dir) => HostRoot::under(dir),
-        None => HostRoot::live(),
-    };
-    match &args.sysfs_root {
-        Some(dir) => root.with_sysfs(dir),
-        None => root,
-    }
+    HostRoot::from_args(args)
 }
 
 /// A device as `list` and `groups` print it: the snapshot plus names and candidate modules.
@@ -110,8 +103,10 @@ impl Lookup {
     }
 }
 
-fn read_devices(root: &HostRoot) -> Result<Vec<Device>> {
-    Device::read_all(&root.sysfs).map_err(|e| {
+/// Every readable device, plus a note for each one that is not (printed on stderr in human
+/// mode, listed under `unreadable` in JSON).
+fn read_devices(root: &HostRoot) -> Result<(Vec<Device>, Vec<Unreadable>)> {
+    Device::read_each(&root.sysfs).map_err(|e| {
         let mut err = Error::from(e);
         if !root.sysfs.is_live() {
             err.message
@@ -214,6 +209,18 @@ fn print_device<W: Write>(
 struct ListDoc<'a> {
     schema: &'static str,
     devices: &'a [DeviceView],
+    /// Devices that could not be read (empty on a healthy host).
+    unreadable: &'a [Unreadable],
+}
+
+/// `note: 0000:01:00.0 could not be read: ...` on stderr, one line per device.
+fn note_unreadable(unreadable: &[Unreadable]) {
+    for u in unreadable {
+        eprintln!(
+            "note: {} could not be read ({}); listed without it",
+            u.address, u.error
+        );
+    }
 }
 
 pub fn list<W: Write>(args: &ListArgs, out: &mut Output<W>) -> Result<ExitKind> {
@@ -222,7 +229,7 @@ pub fn list<W: Write>(args: &ListArgs, out: &mut Output<W>) -> Result<ExitKind> 
         Some(a) => Some(AddressSpec::parse(a).map_err(|e| Error::usage(e.to_string()))?),
         None => None,
     };
-    let all = read_devices(&root)?;
+    let (all, unreadable) = read_devices(&root)?;
     let full = all.iter().any(|d| d.address.domain != 0);
     let selected: Vec<&Device> = all
         .iter()
@@ -231,6 +238,14 @@ pub fn list<W: Write>(args: &ListArgs, out: &mut Output<W>) -> Result<ExitKind> 
         .filter(|d| args.group.is_none_or(|g| d.iommu_group == Some(g)))
         .collect();
     if let Some(s) = &spec {
+        if let Some(u) = unreadable.iter().find(|u| s.matches(&u.address)) {
+            if !all.iter().any(|d| s.matches(&d.address)) {
+                return Err(Error::bad_input(format!(
+                    "{} could not be read: {}",
+                    u.address, u.error
+                )));
+            }
+        }
         if !all.iter().any(|d| s.matches(&d.address)) {
             return Err(Error::usage(format!(
                 "no PCI device {s} under {}; `vfiotool list` shows the addresses",
@@ -251,9 +266,11 @@ pub fn list<W: Write>(args: &ListArgs, out: &mut Output<W>) -> Result<ExitKind> 
         out.json_doc(&ListDoc {
             schema: LIST_SCHEMA,
             devices: &views,
+            unreadable: &unreadable,
         })
         .map_err(Error::output)?;
     } else {
+        note_unreadable(&unreadable);
         // One write for the whole listing: stdout is line-buffered and lists run to thousands of lines.
         let mut buf = buffered(out);
         for v in &views {
@@ -281,6 +298,8 @@ struct GroupsDoc {
     groups: Vec<GroupView>,
     /// Devices without an IOMMU group.
     ungrouped: Vec<DeviceView>,
+    /// Devices that could not be read (empty on a healthy host).
+    unreadable: Vec<Unreadable>,
 }
 
 /// `shared by 00:1d, 00:1f; host-critical: 00:1d.0 storage controller`.
@@ -324,7 +343,7 @@ fn verdict_text(g: &IommuGroup, full: bool) -> String {
 
 pub fn groups<W: Write>(args: &GroupsArgs, out: &mut Output<W>) -> Result<ExitKind> {
     let root = host_root(&args.root);
-    let all = read_devices(&root)?;
+    let (all, unreadable) = read_devices(&root)?;
     let full = all.iter().any(|d| d.address.domain != 0);
     let refs: Vec<&Device> = all.iter().collect();
     let lookup = Lookup::new(&root, args.pci_ids.as_deref(), &refs)?;
@@ -344,11 +363,13 @@ pub fn groups<W: Write>(args: &GroupsArgs, out: &mut Output<W>) -> Result<ExitKi
             })
             .collect(),
         ungrouped: grouped.ungrouped.iter().map(|d| lookup.view(d)).collect(),
+        unreadable,
     };
     if out.json {
         out.json_doc(&doc).map_err(Error::output)?;
         return Ok(ExitKind::Success);
     }
+    note_unreadable(&doc.unreadable);
     let mut buf = buffered(out);
     print_groups(&mut buf, &grouped, &doc, full).map_err(Error::output)?;
     out.out.write_all(&buf.out).map_err(Error::output)?;

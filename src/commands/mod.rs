@@ -10,23 +10,25 @@ use crate::output::Output;
 
 pub mod bind;
 pub mod config;
+pub mod docs;
 pub mod explain;
 pub mod host;
 pub mod persist;
 pub mod rom;
+pub mod rom_dump;
 
 /// Run one parsed command.
 pub fn run<W: Write>(command: Command, out: &mut Output<W>) -> Result<ExitKind> {
     match command {
         Command::Rom(RomCommand::Parse(args)) => rom::parse(&args, out),
         Command::Rom(RomCommand::Patch(args)) => rom::patch(&args, out),
-        Command::Rom(RomCommand::Dump(args)) => bind::rom_dump(&args, out),
+        Command::Rom(RomCommand::Dump(args)) => rom_dump::rom_dump(&args, out),
         Command::Bind(args) => bind::bind(&args, out),
         Command::Unbind(args) => bind::unbind(&args, out),
         Command::Config(args) => config::config(&args, out),
         Command::Persist(args) => persist::persist(&args, out),
-        Command::Completions { shell } => config::completions(shell, out),
-        Command::Manpage { out: dir } => config::manpage(dir.as_deref(), out),
+        Command::Completions { shell } => docs::completions(shell, out),
+        Command::Manpage { out: dir } => docs::manpage(dir.as_deref(), out),
         Command::Check(args) => host::check(&args, out),
         Command::List(args) => host::list(&args, out),
         Command::Groups(args) => host::groups(&args, out),

@@ -8,12 +8,11 @@ use serde::Serialize;
 
 use super::config::functions_of;
 use crate::cli::PersistArgs;
-use crate::config::persist;
+use crate::config::persist::{self, FileAction};
 use crate::error::{Error, ExitKind, Result};
 use crate::output::Output;
 use crate::pci::address::{AddressSpec, PciAddress};
 use crate::pci::device::Device;
-use crate::pci::sysfs::SysfsRoot;
 
 /// Drivers vfio-pci must load before: the devices' current drivers and the usual drivers of
 /// their kind, so a GPU driver in the initramfs cannot claim the device first.
@@ -29,14 +28,13 @@ fn softdeps_for(devices: &[Device]) -> Vec<String> {
         if let Some(driver) = &d.driver {
             add(driver);
         }
-        match (d.base_class(), d.vendor_id) {
-            (0x03, 0x10DE) => ["nouveau", "nvidia"].iter().for_each(|m| add(m)),
-            (0x03, 0x1002) => ["amdgpu", "radeon"].iter().for_each(|m| add(m)),
-            (0x03, 0x8086) => add("i915"),
-            _ => {}
+        if d.base_class() == 0x03 {
+            crate::pci::drivers::gpu_drivers(d.vendor_id)
+                .iter()
+                .for_each(|m| add(m));
         }
         if d.class16() == 0x0403 {
-            add("snd_hda_intel");
+            crate::pci::drivers::AUDIO_DRIVERS.iter().for_each(|m| add(m));
         }
     }
     out.sort();
@@ -54,7 +52,7 @@ struct PersistDoc<'a> {
 }
 
 pub fn persist<W: Write>(args: &PersistArgs, out: &mut Output<W>) -> Result<ExitKind> {
-    let root = args.root.host_root();
+    let root = crate::host::HostRoot::from_args(&args.root).base;
     let live = root == Path::new("/");
     if live && !args.dry_run && !nix::unistd::geteuid().is_root() {
         return Err(Error::system(
@@ -89,7 +87,7 @@ pub fn persist<W: Write>(args: &PersistArgs, out: &mut Output<W>) -> Result<Exit
             }
         }
     } else {
-        let sysfs = SysfsRoot::new(args.root.sysfs());
+        let sysfs = crate::host::HostRoot::from_args(&args.root).sysfs;
         let text = args.device.as_deref().unwrap_or_default();
         let (_, found, _) = functions_of(&sysfs, text)?;
         let found: Vec<Device> = found.into_iter().filter(|d| !d.bridge).collect();
@@ -122,7 +120,7 @@ pub fn persist<W: Write>(args: &PersistArgs, out: &mut Output<W>) -> Result<Exit
         persist::apply(&root, &plan)?;
     }
     let run_initramfs =
-        args.yes && !args.dry_run && live && plan.changes.iter().any(|c| c.action != "unchanged");
+        args.yes && !args.dry_run && live && plan.changes.iter().any(|c| c.action != FileAction::Unchanged);
     let mut initramfs_ran = false;
     if run_initramfs {
         if let Some(cmd) = &plan.initramfs_command {
@@ -174,8 +172,8 @@ pub fn persist<W: Write>(args: &PersistArgs, out: &mut Output<W>) -> Result<Exit
             .as_deref()
             .map(|b| format!(" (backup: {b})"))
             .unwrap_or_default();
-        writeln!(w, "{verb} {} {}{backup}", c.action, c.path).map_err(io)?;
-        if args.dry_run && c.action != "unchanged" {
+        writeln!(w, "{verb} {} {}{backup}", c.action.name(), c.path).map_err(io)?;
+        if args.dry_run && c.action != FileAction::Unchanged {
             write!(w, "{}", c.diff).map_err(io)?;
         }
     }

@@ -11,7 +11,6 @@ use crate::fsutil;
 use crate::output::{ErrorDoc, Output, Style};
 use crate::pci::address::PciAddress;
 use crate::pci::device::Device;
-use crate::pci::sysfs::SysfsRoot;
 use crate::rom::patch::{self, PatchError};
 use crate::rom::{self, Card, Image, RomAnalysis};
 
@@ -30,7 +29,7 @@ pub fn card_of(d: &Device) -> Card {
 fn card_from_args(args: &RomParseArgs) -> Result<Option<Card>> {
     let Some(spec) = &args.device else { return Ok(None) };
     let addr = PciAddress::parse(spec).map_err(|e| Error::usage(e.to_string()))?;
-    let root = SysfsRoot::new(args.root.sysfs());
+    let root = crate::host::HostRoot::from_args(&args.root).sysfs;
     let device = Device::read(&root, &addr)?;
     Ok(Some(card_of(&device)))
 }

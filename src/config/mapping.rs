@@ -142,7 +142,7 @@ fn node_of(map: &str) -> Option<&str> {
 
 /// Build the mapping for `node` from its entries, merged with `root`'s existing pci.cfg.
 pub fn build(root: &Path, id: &str, node: &str, entries: &[MapEntry]) -> Result<Mapping> {
-    let path = root.join(PCI_CFG.trim_start_matches('/'));
+    let path = crate::host::under(root, PCI_CFG);
     let existing = match std::fs::read(&path) {
         Ok(bytes) if bytes.len() > 4 << 20 => {
             return Err(Error::bad_input(format!(

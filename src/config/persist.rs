@@ -123,7 +123,7 @@ fn exists_any(root: &Path, paths: &[&str]) -> bool {
 
 /// `path` (absolute on the host) below `root`.
 pub fn under(root: &Path, path: &str) -> PathBuf {
-    root.join(path.trim_start_matches('/'))
+    crate::host::under(root, path)
 }
 
 pub fn detect(root: &Path) -> HostTools {
@@ -185,12 +185,35 @@ pub fn read_manifest(root: &Path) -> Result<Manifest> {
     }
 }
 
+/// What a plan does to one file (JSON: the lowercase name).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FileAction {
+    Create,
+    Replace,
+    /// Put back the backup of a file vfiotool had replaced.
+    Restore,
+    Remove,
+    Unchanged,
+}
+
+impl FileAction {
+    pub fn name(self) -> &'static str {
+        match self {
+            FileAction::Create => "create",
+            FileAction::Replace => "replace",
+            FileAction::Restore => "restore",
+            FileAction::Remove => "remove",
+            FileAction::Unchanged => "unchanged",
+        }
+    }
+}
+
 /// One planned change of one file.
 #[derive(Debug, Clone, Serialize)]
 pub struct FileChange {
     pub path: String,
-    /// "create", "replace", "remove", "restore" or "unchanged".
-    pub action: &'static str,
+    pub action: FileAction,
     #[serde(skip)]
     pub old: Option<String>,
     #[serde(skip)]
@@ -354,12 +377,12 @@ pub fn plan(
         let previous = current.files.iter().find(|f| &f.path == path);
         let ours = previous.is_some();
         let action = match &old {
-            None => "create",
-            Some(o) if o == content => "unchanged",
-            Some(_) => "replace",
+            None => FileAction::Create,
+            Some(o) if o == content => FileAction::Unchanged,
+            Some(_) => FileAction::Replace,
         };
         let backup = match (&old, ours, action) {
-            (Some(_), false, "replace") => Some(format!("{path}.vfiotool-backup")),
+            (Some(_), false, FileAction::Replace) => Some(format!("{path}.vfiotool-backup")),
             _ => previous.and_then(|p| p.backup.clone()),
         };
         owned.push(OwnedFile {
@@ -388,7 +411,11 @@ pub fn plan(
         };
         changes.push(FileChange {
             path: file.path.clone(),
-            action: if restored.is_some() { "restore" } else { "remove" },
+            action: if restored.is_some() {
+                FileAction::Restore
+            } else {
+                FileAction::Remove
+            },
             diff: unified_diff(&file.path, old.as_deref(), restored.as_deref()),
             old,
             new: restored,
@@ -436,14 +463,14 @@ pub fn apply(root: &Path, plan: &Plan) -> Result<Vec<String>> {
     use std::os::unix::fs::PermissionsExt;
     let mut done = Vec::new();
     let mut dirs = plan.manifest.dirs.clone();
-    for c in plan.changes.iter().filter(|c| c.action != "unchanged") {
+    for c in plan.changes.iter().filter(|c| c.action != FileAction::Unchanged) {
         let target = under(root, &c.path);
         if let Some(parent) = Path::new(&c.path).parent() {
             create_dirs(root, parent, &mut dirs)?;
         }
         match (c.action, &c.new) {
-            ("create" | "replace", Some(content)) => {
-                if let (Some(backup), "replace") = (&c.backup, c.action) {
+            (FileAction::Create | FileAction::Replace, Some(content)) => {
+                if let (Some(backup), FileAction::Replace) = (&c.backup, c.action) {
                     let b = under(root, backup);
                     fs::copy(&target, &b).map_err(|e| Error::io(&b, "back up", &e))?;
                 }
@@ -451,18 +478,27 @@ pub fn apply(root: &Path, plan: &Plan) -> Result<Vec<String>> {
                 fs::set_permissions(&target, fs::Permissions::from_mode(c.mode))
                     .map_err(|e| Error::io(&target, "chmod", &e))?;
             }
-            ("restore", Some(content)) => {
+            (FileAction::Restore, Some(content)) => {
                 fsutil::atomic_write(&target, content.as_bytes(), true)?;
                 if let Some(b) = &c.backup {
                     let b = under(root, b);
                     fs::remove_file(&b).map_err(|e| Error::io(&b, "remove backup", &e))?;
                 }
             }
-            _ => match fs::remove_file(&target) {
+            (FileAction::Remove, _) => match fs::remove_file(&target) {
                 Ok(()) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
                 Err(e) => return Err(Error::io(&target, "remove", &e)),
             },
+            (FileAction::Unchanged, _) => {}
+            // A write without content is a planner bug: refuse rather than delete the file.
+            (FileAction::Create | FileAction::Replace | FileAction::Restore, None) => {
+                return Err(Error::system(format!(
+                    "{}: planned to {} without content; nothing written for it",
+                    c.path,
+                    c.action.name()
+                )))
+            }
         }
         done.push(c.path.clone());
     }
@@ -559,7 +595,7 @@ mod tests {
         .unwrap();
         assert_eq!(p.initramfs_command.as_deref(), Some("update-initramfs -u -k all"));
         let conf = p.changes.iter().find(|c| c.path == MODPROBE_CONF).unwrap();
-        assert_eq!(conf.action, "replace");
+        assert_eq!(conf.action, FileAction::Replace);
         assert_eq!(
             conf.backup.as_deref(),
             Some("/etc/modprobe.d/vfiotool.conf.vfiotool-backup")
@@ -598,7 +634,7 @@ mod tests {
         )
         .unwrap();
         assert!(
-            again.changes.iter().all(|c| c.action == "unchanged"),
+            again.changes.iter().all(|c| c.action == FileAction::Unchanged),
             "{:?}",
             again.changes
         );

@@ -23,7 +23,7 @@ pub fn find_ovmf(root: &Path) -> Option<&'static str> {
     OVMF_CODE_PATHS
         .iter()
         .copied()
-        .find(|p| root.join(p.trim_start_matches('/')).is_file())
+        .find(|p| crate::host::under(root, p).is_file())
 }
 
 /// The VARS template that goes with a CODE image (same directory, CODE -> VARS).

@@ -11,6 +11,7 @@ pub mod capture;
 pub mod check;
 pub mod devfacts;
 pub mod kmsg;
+pub mod modprobe;
 
 use std::path::{Path, PathBuf};
 
@@ -46,6 +47,19 @@ impl HostRoot {
         }
     }
 
+    /// The one resolver of `--root` and `--sysfs-root`: `--root DIR` reads a captured host
+    /// under DIR; `--sysfs-root DIR` replaces only /sys (of --root's host or the live one).
+    pub fn from_args(args: &crate::cli::RootArgs) -> Self {
+        let root = match &args.root {
+            Some(dir) => HostRoot::under(dir),
+            None => HostRoot::live(),
+        };
+        match &args.sysfs_root {
+            Some(dir) => root.with_sysfs(dir),
+            None => root,
+        }
+    }
+
     /// A whole captured host under `dir` (`dir/sys`, `dir/proc`, `dir/etc`, ...).
     pub fn under(dir: &Path) -> Self {
         HostRoot {
@@ -73,7 +87,7 @@ impl HostRoot {
 
     /// `<base>/<rel>` for an absolute-style path without the leading `/` (`"etc/default/grub"`).
     pub fn path(&self, rel: &str) -> PathBuf {
-        self.base.join(rel.trim_start_matches('/'))
+        under(&self.base, rel)
     }
 
     /// A small text file under `/proc`, `None` when absent.
@@ -103,6 +117,12 @@ impl HostRoot {
             .map(|d| self.path(d).join(&release))
             .find(|p| p.is_dir())
     }
+}
+
+/// `abs` (an absolute path on the host, `/etc/modprobe.d`) below `root` (`/` on the live host,
+/// a capture or scratch directory otherwise). The one place that joins a host path to a root.
+pub fn under(root: &Path, abs: &str) -> PathBuf {
+    root.join(abs.trim_start_matches('/'))
 }
 
 /// Whole text files under /proc and /etc are small; the limit only guards against surprises.

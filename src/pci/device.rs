@@ -77,6 +77,28 @@ fn subsystem_id(v: Option<u32>) -> Option<u16> {
         .filter(|v| *v != 0 && *v != 0xffff)
 }
 
+/// A device `list` and `groups` could not read, and why (the error names the path).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Unreadable {
+    pub address: PciAddress,
+    pub error: String,
+}
+
+/// The header type a bridge's class implies when config space cannot be read: PCI-to-PCI
+/// (06 04) and semi-transparent (06 09) bridges have type 1, CardBus bridges (06 07) type 2.
+pub fn header_type_of_class(class_code: u32) -> Option<u8> {
+    match class_code >> 8 {
+        0x0604 | 0x0609 => Some(1),
+        0x0607 => Some(2),
+        _ => None,
+    }
+}
+
+/// The one bridge rule: header type 1 (PCI-to-PCI) or 2 (CardBus). Bridges are never bound.
+pub fn is_bridge_header(header_type: Option<u8>) -> bool {
+    matches!(header_type, Some(1) | Some(2))
+}
+
 impl Device {
     /// Read the device at `addr` under `root`. Fails (naming the path) when the device
     /// directory has neither a readable `config` nor `vendor`/`device`/`class` attributes.
@@ -88,13 +110,9 @@ impl Device {
             None => Self::from_attrs(root, addr)?,
         };
         if dev.header_type.is_none() {
-            dev.header_type = match dev.class_code >> 8 {
-                0x0604 | 0x0609 => Some(1),
-                0x0607 => Some(2),
-                _ => None,
-            };
+            dev.header_type = header_type_of_class(dev.class_code);
         }
-        dev.bridge = matches!(dev.header_type, Some(1) | Some(2));
+        dev.bridge = is_bridge_header(dev.header_type);
         if dev.header_type != Some(0) && dev.subsystem_vendor_id.is_none() {
             dev.subsystem_vendor_id = subsystem_id(hex_attr(root, addr, "subsystem_vendor")?);
             dev.subsystem_device_id = subsystem_id(hex_attr(root, addr, "subsystem_device")?);
@@ -119,6 +137,24 @@ impl Device {
         }
         dev.rom = root.device_attr(addr, "rom").symlink_metadata().is_ok();
         Ok(dev)
+    }
+
+    /// Every PCI device under `root` that can be read, sorted by address, and one note per
+    /// device that cannot (a captured tree is untrusted: one bad device must not hide the
+    /// others). Fails only when the device list itself cannot be read.
+    pub fn read_each(root: &SysfsRoot) -> Result<(Vec<Device>, Vec<Unreadable>), PathError> {
+        let mut devices = Vec::new();
+        let mut unreadable = Vec::new();
+        for a in root.list_devices()? {
+            match Device::read(root, &a) {
+                Ok(d) => devices.push(d),
+                Err(e) => unreadable.push(Unreadable {
+                    address: a,
+                    error: e.to_string(),
+                }),
+            }
+        }
+        Ok((devices, unreadable))
     }
 
     /// Every PCI device under `root`, sorted by address.

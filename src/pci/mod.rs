@@ -24,6 +24,7 @@
 
 pub mod address;
 pub mod device;
+pub mod drivers;
 pub mod groups;
 pub mod modules;
 pub mod names;

@@ -142,13 +142,34 @@ pub fn read_text(path: &Path) -> Result<Option<String>, PathError> {
     }
 }
 
-/// Read up to `limit` bytes of a file; `None` if it is missing.
+/// Read up to `limit` bytes of a regular file (sysfs and procfs attributes are regular files);
+/// `None` if it is missing.
+///
+/// A captured tree is untrusted input: a FIFO, socket or device node in place of `config` or
+/// `proc/cmdline` would block a plain `open`/`read` forever. The file is opened with
+/// `O_NONBLOCK` (an open of a FIFO returns at once) and refused unless it is a regular file.
 pub fn read_bytes(path: &Path, limit: u64) -> Result<Option<Vec<u8>>, PathError> {
-    let file = match fs::File::open(path) {
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = match fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::libc::O_NONBLOCK)
+        .open(path)
+    {
         Ok(f) => f,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(path_err(path, "opening", e)),
     };
+    let meta = file.metadata().map_err(|e| path_err(path, "opening", e))?;
+    if !meta.is_file() {
+        return Err(path_err(
+            path,
+            "opening",
+            io::Error::new(
+                io::ErrorKind::InvalidData,
+                "not a regular file (refused: reading it could block)",
+            ),
+        ));
+    }
     let mut buf = Vec::new();
     file.take(limit)
         .read_to_end(&mut buf)
@@ -227,6 +248,18 @@ mod tests {
         assert_eq!(root.list_devices().unwrap(), vec![a]);
         assert_eq!(parse_hex("0x030000"), Some(0x030000));
         assert_eq!(parse_hex("zz"), None);
+    }
+
+    #[test]
+    fn a_fifo_is_refused_without_blocking() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("config");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::S_IRWXU).unwrap();
+        let e = read_bytes(&fifo, 64).unwrap_err();
+        assert!(e.to_string().contains("not a regular file"), "{e}");
+        assert!(e.to_string().contains("config"), "{e}");
+        std::os::unix::fs::symlink("/dev/zero", dir.path().join("zero")).unwrap();
+        assert!(read_text(&dir.path().join("zero")).is_err());
     }
 
     #[test]

@@ -11,147 +11,41 @@
 //! from then on the run does not touch that device at all, says what state it will be in once
 //! remove() returns, and keeps its record for a later `bind` or `unbind`.
 
+use crate::vfio::{Action, Outcome};
 use std::collections::BTreeSet;
-use std::fs;
-use std::time::Duration;
 
-use serde::Serialize;
-
-use super::host::{Host, WriteError};
+use super::exec::Executor;
+use super::host::Host;
 use super::ioctl::VfioOps;
-use super::proof::{self, Proof};
+use super::proof::{self};
 use super::signals::Interrupted;
 use super::state::{self, Record};
 use super::{lock, Step};
 use crate::error::ExitKind;
 use crate::pci::address::{AddressSpec, PciAddress};
 
-pub const SCHEMA: &str = "vfiotool.bind/1";
 pub const VFIO_PCI: &str = "vfio-pci";
+
+pub use super::guard::{host_critical, GuardError};
+pub use super::report::{BindOptions, Report, Skipped, Target, SCHEMA};
+pub use super::unbind::unbind;
+
+use super::apply::*;
+use super::guard::ensure_vfio_pci;
+use super::report::target;
+use super::unbind::restore_one;
 
 /// Drivers that do not claim DMA ownership: a group member on one of them does not break viability.
 const HARMLESS: &[&str] = &["vfio-pci", "pci-stub", "pcieport"];
 
-#[derive(Debug, Clone)]
-pub struct BindOptions {
-    pub group: bool,
-    pub force: bool,
-    pub dry_run: bool,
-    pub open_device: bool,
-    pub timeout: Duration,
-}
-
-/// One device the command changes.
-#[derive(Debug, Clone, Serialize)]
-pub struct Target {
-    pub address: PciAddress,
-    pub vendor: String,
-    pub device: String,
-    pub class: String,
-    pub iommu_group: Option<u32>,
-    /// "requested" (named on the command line), "card" (another function of the same slot in
-    /// the same IOMMU group: one card, taken with it) or "group" (taken by --group).
-    pub why: &'static str,
-    pub driver_before: Option<String>,
-    pub override_before: Option<String>,
-    pub driver_after: Option<String>,
-    pub override_after: Option<String>,
-    /// A write to this device was still blocked in the kernel when vfiotool gave up waiting:
-    /// the device was not read again, `driver_after`/`override_after` are unknown (null), and
-    /// the error says what state it will be in.
-    pub blocked: bool,
-}
-
-/// A device left alone, and why.
-#[derive(Debug, Clone, Serialize)]
-pub struct Skipped {
-    pub address: PciAddress,
-    pub reason: String,
-}
-
-/// The whole story of one run, printed as human text or as a `vfiotool.bind/1` document.
-#[derive(Debug, Clone, Serialize)]
-pub struct Report {
-    pub schema: &'static str,
-    pub command: &'static str,
-    pub request: String,
-    pub dry_run: bool,
-    pub groups: Vec<u32>,
-    pub targets: Vec<Target>,
-    pub skipped: Vec<Skipped>,
-    /// Reasons the command refused to start (nothing was changed).
-    pub refused: Vec<String>,
-    pub steps: Vec<Step>,
-    pub proofs: Vec<Proof>,
-    /// Every group proven viable (bind only; false when no proof ran).
-    pub viable: bool,
-    pub rolled_back: bool,
-    pub rollback_steps: Vec<Step>,
-    pub warnings: Vec<String>,
-    pub error: Option<String>,
-    pub exit_code: u8,
-    #[serde(skip)]
-    pub exit: ExitKind,
-}
-
-impl Report {
-    fn new(command: &'static str, request: &str, dry_run: bool) -> Self {
-        Report {
-            schema: SCHEMA,
-            command,
-            request: request.to_string(),
-            dry_run,
-            groups: Vec::new(),
-            targets: Vec::new(),
-            skipped: Vec::new(),
-            refused: Vec::new(),
-            steps: Vec::new(),
-            proofs: Vec::new(),
-            viable: false,
-            rolled_back: false,
-            rollback_steps: Vec::new(),
-            warnings: Vec::new(),
-            error: None,
-            exit_code: 0,
-            exit: ExitKind::Success,
-        }
-    }
-
-    fn finish(mut self, exit: ExitKind, error: Option<String>) -> Self {
-        self.exit = exit;
-        self.exit_code = exit.code();
-        if error.is_some() {
-            self.error = error;
-        }
-        self
-    }
-}
-
-fn hex(v: u32, w: usize) -> String {
-    format!("{v:0w$x}")
-}
-
-fn target(host: &Host, addr: PciAddress, why: &'static str) -> Target {
-    let (v, d) = host.ids(&addr);
-    Target {
-        address: addr,
-        vendor: hex(v.into(), 4),
-        device: hex(d.into(), 4),
-        class: hex(host.class(&addr), 6),
-        iommu_group: host.iommu_group(&addr),
-        why,
-        driver_before: host.driver(&addr),
-        override_before: host.driver_override(&addr),
-        driver_after: None,
-        override_after: None,
-        blocked: false,
-    }
-}
-
 /// The functions a request names (every existing function of a slot).
 /// The addresses that are not bridges; bridges go to `skipped` (they never change driver, and
 /// pcieport does not break a group's viability).
-fn without_bridges(host: &Host, found: Vec<PciAddress>, skipped: &mut Vec<Skipped>) -> Vec<PciAddress> {
+pub(crate) fn without_bridges(
+    host: &Host,
+    found: Vec<PciAddress>,
+    skipped: &mut Vec<Skipped>,
+) -> Vec<PciAddress> {
     let (bridges, rest): (Vec<_>, Vec<_>) = found.into_iter().partition(|a| host.is_bridge(a));
     skipped.extend(bridges.into_iter().map(|address| Skipped {
         address,
@@ -160,7 +54,7 @@ fn without_bridges(host: &Host, found: Vec<PciAddress>, skipped: &mut Vec<Skippe
     rest
 }
 
-pub fn resolve(host: &Host, spec: &AddressSpec) -> Result<Vec<PciAddress>, String> {
+pub fn resolve(host: &Host, spec: &AddressSpec) -> crate::error::Result<Vec<PciAddress>> {
     let found = match spec {
         AddressSpec::Function(a) => {
             if host.exists(a) {
@@ -172,134 +66,12 @@ pub fn resolve(host: &Host, spec: &AddressSpec) -> Result<Vec<PciAddress>, Strin
         AddressSpec::Slot(s) => host.slot_functions(s),
     };
     if found.is_empty() {
-        return Err(format!(
+        return Err(crate::error::Error::system(format!(
             "no PCI device {spec} (nothing under {}); check the address with `lspci -D`",
             host.path("/sys/bus/pci/devices").display()
-        ));
+        )));
     }
     Ok(found)
-}
-
-/// Why `addr` must not be taken from the host without `--force`, if it is host-critical.
-pub fn host_critical(host: &Host, addr: &PciAddress) -> Option<String> {
-    let class = host.class(addr) >> 16;
-    let real = fs::canonicalize(host.device_dir(addr)).ok()?;
-    if class == 0x03 && host.boot_vga(addr) {
-        let fb = fs::read_to_string(host.path("/proc/fb")).unwrap_or_default();
-        if !fb.trim().is_empty() {
-            return Some(format!(
-                "{addr} is the boot GPU and a framebuffer holds it ({}); stop the console/display \
-                 manager or boot with video=efifb:off",
-                fb.lines().next().unwrap_or("").trim()
-            ));
-        }
-    }
-    // Block devices below the device with a mounted file system or active swap.
-    if let Ok(blocks) = fs::read_dir(host.path("/sys/block")) {
-        let mounts = fs::read_to_string(host.path("/proc/mounts")).unwrap_or_default()
-            + &fs::read_to_string(host.path("/proc/swaps")).unwrap_or_default();
-        for b in blocks.filter_map(|e| e.ok()).take(4096) {
-            let Ok(dev) = fs::canonicalize(b.path()) else {
-                continue;
-            };
-            if !dev.starts_with(&real) {
-                continue;
-            }
-            let name = b.file_name().to_string_lossy().into_owned();
-            let dev_name = format!("/dev/{name}");
-            let hit = mounts
-                .lines()
-                .filter_map(|l| l.split_whitespace().next().map(|src| (src, l)))
-                .find(|(src, _)| src.starts_with(&dev_name));
-            if let Some((src, line)) = hit {
-                let on = line.split_whitespace().nth(1).unwrap_or("swap");
-                return Some(format!(
-                    "{addr} is the storage controller of {src}, mounted on {on}; unmount it first"
-                ));
-            }
-        }
-    }
-    // The NIC of the default route.
-    if let Ok(route) = fs::read_to_string(host.path("/proc/net/route")) {
-        for l in route.lines().skip(1).take(4096) {
-            let f: Vec<&str> = l.split_whitespace().collect();
-            if f.len() > 2 && f[1] == "00000000" {
-                let dev = host.path("/sys/class/net").join(f[0]).join("device");
-                if fs::canonicalize(dev).ok().as_deref() == Some(real.as_path()) {
-                    return Some(format!(
-                        "{addr} is the network card of the default route ({}); you would lose the network",
-                        f[0]
-                    ));
-                }
-            }
-        }
-    }
-    None
-}
-
-/// Is vfio-pci available? Loads it with modprobe when missing; says when it is blacklisted.
-fn ensure_vfio_pci(host: &Host, dry_run: bool, steps: &mut Vec<Step>) -> Result<(), String> {
-    if host.driver_loaded(VFIO_PCI) {
-        return Ok(());
-    }
-    if dry_run {
-        steps.push(Step::other("module", "modprobe vfio-pci", "planned", None));
-        return Ok(());
-    }
-    let out = std::process::Command::new("modprobe").arg("vfio-pci").output();
-    let detail = match &out {
-        Ok(o) if o.status.success() && host.driver_loaded(VFIO_PCI) => {
-            steps.push(Step::other("module", "modprobe vfio-pci", "ok", None));
-            return Ok(());
-        }
-        Ok(o) => String::from_utf8_lossy(&o.stderr).trim().to_string(),
-        Err(e) => format!("cannot run modprobe: {e}"),
-    };
-    steps.push(Step::other(
-        "module",
-        "modprobe vfio-pci",
-        "failed",
-        Some(detail.clone()),
-    ));
-    let why = blacklisted(host).map_or_else(
-        || {
-            "the module is missing (install the kernel's modules package) or failed to load (see dmesg)"
-                .to_string()
-        },
-        |w| format!("it is blacklisted ({w}); remove that line"),
-    );
-    Err(format!(
-        "vfio-pci is not loaded and modprobe vfio-pci failed ({detail}): {why}"
-    ))
-}
-
-fn blacklisted(host: &Host) -> Option<String> {
-    let cmdline = fs::read_to_string(host.path("/proc/cmdline")).unwrap_or_default();
-    for w in cmdline.split_whitespace() {
-        if let Some(list) = w
-            .strip_prefix("module_blacklist=")
-            .or_else(|| w.strip_prefix("modprobe.blacklist="))
-        {
-            if list.split(',').any(|m| m == "vfio_pci" || m == "vfio-pci") {
-                return Some(format!("kernel command line: {w}"));
-            }
-        }
-    }
-    for d in ["/etc/modprobe.d", "/usr/lib/modprobe.d", "/lib/modprobe.d"] {
-        let Ok(rd) = fs::read_dir(host.path(d)) else {
-            continue;
-        };
-        for e in rd.filter_map(|e| e.ok()).take(1024) {
-            let text = fs::read_to_string(e.path()).unwrap_or_default();
-            for l in text.lines() {
-                let f: Vec<&str> = l.split_whitespace().collect();
-                if f.len() >= 2 && f[0] == "blacklist" && (f[1] == "vfio_pci" || f[1] == "vfio-pci") {
-                    return Some(format!("{}: {l}", e.path().display()));
-                }
-            }
-        }
-    }
-    None
 }
 
 /// The bind plan: targets, skipped devices, refusals, groups.
@@ -308,14 +80,13 @@ fn plan_bind(
     spec: &AddressSpec,
     opts: &BindOptions,
     r: &mut Report,
-) -> Result<(), (ExitKind, String)> {
-    let found = resolve(host, spec).map_err(|e| (ExitKind::System, e))?;
+) -> crate::error::Result<()> {
+    let found = resolve(host, spec)?;
     let chosen: BTreeSet<PciAddress> = without_bridges(host, found, &mut r.skipped).into_iter().collect();
     if chosen.is_empty() {
-        return Err((
-            ExitKind::BadInput,
-            format!("{spec} is a PCI bridge; bridges are never bound to vfio-pci"),
-        ));
+        return Err(crate::error::Error::bad_input(format!(
+            "{spec} is a PCI bridge; bridges are never bound to vfio-pci"
+        )));
     }
     let mut groups = BTreeSet::new();
     for a in &chosen {
@@ -399,12 +170,13 @@ fn plan_bind(
     }
     r.targets.sort_by_key(|t| t.address);
     for t in &r.targets {
-        if let Some(why) = host_critical(host, &t.address) {
-            if opts.force {
-                r.warnings.push(format!("--force: {why}"));
-            } else {
-                r.refused.push(format!("{why} (--force overrides)"));
-            }
+        match host_critical(host, &t.address) {
+            Ok(Some(why)) if opts.force => r.warnings.push(format!("--force: {why}")),
+            Ok(Some(why)) => r.refused.push(format!("{why} (--force overrides)")),
+            Ok(None) => {}
+            // Not overridable: --force takes a device known to be in use, not one whose use
+            // could not be read.
+            Err(e) => r.refused.push(format!("{}: {e}", t.address)),
         }
     }
     Ok(())
@@ -412,7 +184,7 @@ fn plan_bind(
 
 /// Lock every IOMMU group the request touches (`none` for devices without a group). A group
 /// member taken by `--group` is in one of these groups, so it is covered too.
-fn lock_groups(host: &Host, spec: &AddressSpec) -> crate::error::Result<Vec<lock::GroupLock>> {
+pub(crate) fn lock_groups(host: &Host, spec: &AddressSpec) -> crate::error::Result<Vec<lock::GroupLock>> {
     let found = resolve(host, spec).unwrap_or_default();
     let mut names: Vec<String> = found
         .iter()
@@ -426,7 +198,7 @@ fn lock_groups(host: &Host, spec: &AddressSpec) -> crate::error::Result<Vec<lock
     names.into_iter().map(|n| lock::lock_group(host, &n)).collect()
 }
 
-fn not_root() -> bool {
+pub(crate) fn not_root() -> bool {
     !nix::unistd::geteuid().is_root()
 }
 
@@ -458,8 +230,8 @@ pub fn bind<V: VfioOps>(
             Err(e) => return r.finish(e.kind, Some(e.message)),
         }
     };
-    if let Err((kind, msg)) = plan_bind(host, spec, opts, &mut r) {
-        return r.finish(kind, Some(msg));
+    if let Err(e) = plan_bind(host, spec, opts, &mut r) {
+        return r.finish(e.kind, Some(e.message));
     }
     if !r.refused.is_empty() {
         let msg = format!("refused, nothing was changed: {}", r.refused.join("; "));
@@ -468,10 +240,12 @@ pub fn bind<V: VfioOps>(
     let mut steps = Vec::new();
     if let Err(e) = ensure_vfio_pci(host, opts.dry_run, &mut steps) {
         r.steps = steps;
-        return r.finish(ExitKind::System, Some(e));
+        return r.finish(e.kind, Some(e.message));
     }
     r.steps = steps;
 
+    // The one executor: a dry run goes through the same steps and records them as planned.
+    let exec = Executor::new(host, opts.dry_run);
     let mut touched: Vec<usize> = Vec::new();
     let mut failure: Option<String> = None;
     // A device whose write is still blocked in the kernel: never read or written again.
@@ -486,9 +260,9 @@ pub fn bind<V: VfioOps>(
         let t = r.targets[i].clone();
         if t.driver_before.as_deref() == Some(VFIO_PCI) {
             r.steps.push(Step::other(
-                "check",
+                Action::Check,
                 t.address.to_string(),
-                "skipped",
+                Outcome::Skipped,
                 Some("already on vfio-pci".into()),
             ));
             continue;
@@ -498,7 +272,7 @@ pub fn bind<V: VfioOps>(
         }
         let orig = origin(host, &t);
         origins.insert(i, orig.0.clone());
-        if let Err(e) = bind_one(host, &t, &orig, opts, &mut r.steps) {
+        if let Err(e) = bind_one(&exec, &t, &orig, opts, &mut r.steps) {
             if let DevError::Blocked(_, pid) = &e {
                 note_lock_holder(host, &t.address, *pid);
                 blocked = Some(t.address);
@@ -519,7 +293,12 @@ pub fn bind<V: VfioOps>(
                 .map(|t| t.address)
                 .collect();
             if opts.dry_run {
-                r.steps.extend(proof::planned_steps(g, &devs, opts.open_device));
+                r.steps.extend(proof::planned_steps(
+                    &host.path("/dev/vfio"),
+                    g,
+                    &devs,
+                    opts.open_device,
+                ));
             } else {
                 let p = proof::prove(
                     ops,
@@ -565,9 +344,11 @@ pub fn bind<V: VfioOps>(
         let Some(rec) = origins.get(&i) else {
             continue;
         };
-        match restore_one(host, &t.address, Some(rec), opts.timeout, &mut rb) {
+        match restore_one(&exec, &t.address, Some(rec), opts.timeout, &mut rb) {
             Ok(_) => {
-                let _ = state::remove(host, &t.address);
+                if let Err(e) = state::remove(host, &t.address) {
+                    r.warnings.push(record_left(&t.address, e));
+                }
             }
             Err(e) => {
                 complete = false;
@@ -625,530 +406,12 @@ pub fn bind<V: VfioOps>(
     }
 }
 
-/// Leave the group locks to the abandoned writer: dropping a guard would unlock the shared lock
-/// (flock belongs to the open file, which the writer child shares), so the guards are leaked and
-/// the lock ends when the last process holding the file (the writer) exits.
-fn keep_locked(locks: Vec<lock::GroupLock>) {
-    std::mem::forget(locks);
-}
-
-/// Each target's driver and override after the run, except a blocked device's: reading its
-/// driver_override would block on the device lock a running remove() holds.
-fn read_after(host: &Host, targets: &mut [Target], blocked: Option<PciAddress>) {
-    for t in targets.iter_mut() {
-        t.blocked = Some(t.address) == blocked;
-        if t.blocked {
-            t.driver_after = None;
-            t.override_after = None;
-            continue;
-        }
-        t.driver_after = host.driver(&t.address);
-        t.override_after = host.driver_override(&t.address);
-    }
-}
-
-/// Why a step on one device did not finish.
-#[derive(Debug)]
-enum DevError {
-    /// It failed; the device can still be read and written.
-    Failed(String),
-    /// A write is still blocked in the kernel (a driver's remove() or probe runs): the kernel
-    /// holds the device lock, so any read or write of the device's attributes would block too.
-    /// `pid` is the writer process that goes on with it.
-    Blocked(String, u32),
-}
-
-impl DevError {
-    fn message(self) -> String {
-        match self {
-            DevError::Failed(m) | DevError::Blocked(m, _) => m,
-        }
-    }
-}
-
-fn write_step(
-    host: &Host,
-    steps: &mut Vec<Step>,
-    path: std::path::PathBuf,
-    value: &str,
-    dry_run: bool,
-    timeout: Duration,
-) -> Result<(), DevError> {
-    let shown = path.display().to_string();
-    if dry_run {
-        steps.push(Step::write(shown, value, "planned", None));
-        return Ok(());
-    }
-    match host.write_timed(&path, value, timeout) {
-        Ok(()) => {
-            steps.push(Step::write(shown, value, "ok", None));
-            Ok(())
-        }
-        Err(WriteError::TimedOut { after, pid }) => {
-            steps.push(Step::write(
-                shown.clone(),
-                value,
-                "failed",
-                Some(format!("still blocked after {} s", after.as_secs_f32())),
-            ));
-            Err(DevError::Blocked(
-                format!(
-                    "the write of {:?} to {shown} is still blocked after {} s (process {pid} goes on with it)",
-                    value.trim_end(),
-                    after.as_secs_f32()
-                ),
-                pid,
-            ))
-        }
-        Err(e) => {
-            steps.push(Step::write(shown.clone(), value, "failed", Some(e.to_string())));
-            Err(DevError::Failed(format!(
-                "write {:?} to {shown}: {e}",
-                value.trim_end()
-            )))
-        }
-    }
-}
-
-/// What holds `addr` while a write to its driver's unbind blocks: the driver itself (its
-/// remove() runs in the kernel) and any process /proc shows with the device open.
-fn holders_text(host: &Host, addr: &PciAddress, driver: &str) -> String {
-    let holders = host.likely_holders(addr);
-    format!(
-        "{driver}'s remove() has not returned (the kernel holds {addr}'s device lock until it does); \
-         likely holders in /proc: {}",
-        if holders.is_empty() {
-            "none found (a kernel user such as a display server, nvidia-persistenced, or the driver \
-             itself waiting for its hardware?)"
-                .to_string()
-        } else {
-            holders.join(", ")
-        }
-    )
-}
-
-/// Keep other vfiotool runs off the device's group while the abandoned write is in flight: the
-/// writer child inherited the lock, so the group stays locked; name it in the lock file.
-fn note_lock_holder(host: &Host, addr: &PciAddress, pid: u32) {
-    let group = host
-        .iommu_group(addr)
-        .map_or_else(|| "none".to_string(), |g| g.to_string());
-    let _ = fs::write(
-        host.path("/run/vfiotool").join(format!("group-{group}.lock")),
-        format!("{pid}, a write to {addr} still blocked in the kernel\n"),
-    );
-}
-
-/// What `t` must get back. The device is not on vfio-pci, so normally what it has now; but a
-/// record of an earlier run is kept when the device is still in that run's half-way state
-/// (driver_override vfio-pci and no driver: a bind killed in the middle, or one whose unbind
-/// stayed blocked in the kernel), or the original driver would be forgotten.
-fn origin(host: &Host, t: &Target) -> (Record, bool) {
-    let halfway = t.override_before.as_deref() == Some(VFIO_PCI) && t.driver_before.is_none();
-    if halfway {
-        if let Ok(Some(old)) = state::load(host, &t.address) {
-            return (old, true);
-        }
-    }
-    (
-        Record {
-            schema: state::RECORD_SCHEMA.into(),
-            address: t.address.to_string(),
-            driver: t.driver_before.clone(),
-            driver_override: t.override_before.clone(),
-        },
-        false,
-    )
-}
-
-fn bind_one(
-    host: &Host,
-    t: &Target,
-    rec: &(Record, bool),
-    opts: &BindOptions,
-    steps: &mut Vec<Step>,
-) -> Result<(), DevError> {
-    let a = t.address;
-    let dir = host.device_dir(&a);
-    let record = state::path(host, &a);
-    if !opts.dry_run {
-        let (rec, kept) = rec;
-        let p = state::save(host, rec).map_err(|e| DevError::Failed(e.message))?;
-        steps.push(Step::other(
-            "record",
-            p.display().to_string(),
-            "ok",
-            Some(format!(
-                "driver {}, override {}{}",
-                rec.driver.as_deref().unwrap_or("none"),
-                rec.driver_override.as_deref().unwrap_or("none"),
-                if *kept {
-                    " (kept from an earlier run that stopped half-way)"
-                } else {
-                    ""
-                }
-            )),
-        ));
-    } else {
-        steps.push(Step::other(
-            "record",
-            record.display().to_string(),
-            "planned",
-            None,
-        ));
-    }
-    let locked = |m: String| {
-        format!(
-            "{m}: {a} is locked in the kernel (a driver's probe or remove() is running, see `dmesg`), \
-             so vfiotool stopped touching it; its original driver is recorded in {}; once the kernel \
-             lets go, run `vfiotool unbind {a}` to give it back or `vfiotool bind {a}` to finish",
-            record.display()
-        )
-    };
-    write_step(
-        host,
-        steps,
-        dir.join("driver_override"),
-        VFIO_PCI,
-        opts.dry_run,
-        opts.timeout,
-    )
-    .map_err(|e| match e {
-        DevError::Blocked(m, pid) => DevError::Blocked(locked(m), pid),
-        other => other,
-    })?;
-    if let Some(d) = &t.driver_before {
-        write_step(
-            host,
-            steps,
-            dir.join("driver/unbind"),
-            &a.to_string(),
-            opts.dry_run,
-            opts.timeout,
-        )
-        .map_err(|e| match e {
-            DevError::Blocked(m, pid) => DevError::Blocked(
-                format!(
-                    "unbinding {a} from {d}: {m}: {}. vfiotool stopped touching {a}: it has no driver \
-                 now, and once remove() returns it stays so: no driver and driver_override vfio-pci \
-                 (IOMMU group locked against other vfiotool runs until then). Its original driver is \
-                 recorded in {}. When {d} lets go (see `dmesg`), run `vfiotool bind {a}` to finish \
-                 the bind, or `vfiotool unbind {a}` to give it back to {d}",
-                    holders_text(host, &a, d),
-                    record.display()
-                ),
-                pid,
-            ),
-            DevError::Failed(m) => DevError::Failed(format!("unbinding {a} from {d}: {m}")),
-        })?;
-    }
-    write_step(
-        host,
-        steps,
-        host.path("/sys/bus/pci/drivers_probe"),
-        &a.to_string(),
-        opts.dry_run,
-        opts.timeout,
-    )
-    .map_err(|e| match e {
-        DevError::Blocked(m, pid) => DevError::Blocked(locked(m), pid),
-        other => other,
-    })?;
-    if opts.dry_run {
-        return Ok(());
-    }
-    let now = host.driver(&a);
-    if now.as_deref() == Some(VFIO_PCI) {
-        steps.push(Step::other(
-            "check",
-            dir.join("driver").display().to_string(),
-            "ok",
-            Some("vfio-pci".into()),
-        ));
-        Ok(())
-    } else {
-        let got = now.unwrap_or_else(|| "no driver".into());
-        steps.push(Step::other(
-            "check",
-            dir.join("driver").display().to_string(),
-            "failed",
-            Some(got.clone()),
-        ));
-        let hint = if host.iommu_group(&a).is_none() {
-            " (the device has no IOMMU group: enable the IOMMU, e.g. intel_iommu=on)"
-        } else {
-            " (see `dmesg | tail` for the probe error)"
-        };
-        Err(DevError::Failed(format!(
-            "vfio-pci did not bind {a}: it is on {got} after drivers_probe{hint}"
-        )))
-    }
-}
-
-/// Give `addr` back to `rec`'s driver and override (None: the kernel's default, override clear).
-/// Returns the driver it ended on.
-fn restore_one(
-    host: &Host,
-    addr: &PciAddress,
-    rec: Option<&Record>,
-    timeout: Duration,
-    steps: &mut Vec<Step>,
-) -> Result<Option<String>, DevError> {
-    let dir = host.device_dir(addr);
-    let want_override = rec.and_then(|r| r.driver_override.clone());
-    let want_driver = rec.and_then(|r| r.driver.clone());
-    let again = |m: String| {
-        format!(
-            "{m}: {addr} is locked in the kernel (a driver's probe or remove() is running, see `dmesg`), \
-             so vfiotool stopped touching it; run `vfiotool unbind {addr}` again once it lets go"
-        )
-    };
-    // An empty write ("\n") clears driver_override.
-    let ov = want_override.clone().unwrap_or_else(|| "\n".into());
-    write_step(host, steps, dir.join("driver_override"), &ov, false, timeout).map_err(|e| match e {
-        DevError::Blocked(m, pid) => DevError::Blocked(again(m), pid),
-        other => other,
-    })?;
-    let current = host.driver(addr);
-    if let Some(cur) = current.as_deref().filter(|c| Some(*c) != want_driver.as_deref()) {
-        write_step(
-            host,
-            steps,
-            dir.join("driver/unbind"),
-            &addr.to_string(),
-            false,
-            timeout,
-        )
-        .map_err(|e| match e {
-            DevError::Blocked(m, pid) => DevError::Blocked(
-                format!(
-                    "unbinding {addr} from {cur}: {m}: {}. vfiotool stopped touching {addr}: once remove() \
-                 returns it has no driver and driver_override {}; then run `vfiotool unbind {addr}` \
-                 again{}",
-                    holders_text(host, addr, cur),
-                    want_override.as_deref().unwrap_or("clear"),
-                    if rec.is_some() {
-                        " (its record is kept)"
-                    } else {
-                        ""
-                    }
-                ),
-                pid,
-            ),
-            other => other,
-        })?;
-    }
-    let originally_driverless = rec.is_some() && want_driver.is_none();
-    if host.driver(addr).is_none() && !originally_driverless {
-        write_step(
-            host,
-            steps,
-            host.path("/sys/bus/pci/drivers_probe"),
-            &addr.to_string(),
-            false,
-            timeout,
-        )
-        .map_err(|e| match e {
-            DevError::Blocked(m, pid) => DevError::Blocked(again(m), pid),
-            other => other,
-        })?;
-        if let Some(d) = &want_driver {
-            if host.driver(addr).as_deref() != Some(d.as_str()) && host.driver(addr).is_none() {
-                let bind = host.path("/sys/bus/pci/drivers").join(d).join("bind");
-                if let Err(DevError::Blocked(m, pid)) =
-                    write_step(host, steps, bind, &addr.to_string(), false, timeout)
-                {
-                    return Err(DevError::Blocked(again(m), pid));
-                }
-            }
-        }
-    }
-    let now = host.driver(addr);
-    steps.push(Step::other(
-        "check",
-        dir.join("driver").display().to_string(),
-        if rec.is_none() || now == want_driver {
-            "ok"
-        } else {
-            "failed"
-        },
-        Some(now.clone().unwrap_or_else(|| "no driver".into())),
-    ));
-    if rec.is_some() && now != want_driver {
-        return Err(DevError::Failed(format!(
-            "{addr} is on {} instead of {}; run `vfiotool unbind {addr}` or write {addr} to /sys/bus/pci/drivers/{}/bind",
-            now.as_deref().unwrap_or("no driver"),
-            want_driver.as_deref().unwrap_or("no driver"),
-            want_driver.as_deref().unwrap_or("DRIVER"),
-        )));
-    }
-    Ok(now)
-}
-
-/// Give every function `spec` names back to its recorded driver (or the kernel's default).
-pub fn unbind(
-    host: &Host,
-    spec: &AddressSpec,
-    dry_run: bool,
-    timeout: Duration,
-    interrupted: &Interrupted,
-) -> Report {
-    let mut r = Report::new("unbind", &spec.to_string(), dry_run);
-    if !dry_run && host.root == std::path::Path::new("/") && not_root() {
-        return r.finish(
-            ExitKind::System,
-            Some(
-                "unbind changes drivers through sysfs and needs root; run it with sudo (nothing was changed)"
-                    .into(),
-            ),
-        );
-    }
-    let locks = if dry_run {
-        Vec::new()
-    } else {
-        match lock_groups(host, spec) {
-            Ok(l) => l,
-            Err(e) => return r.finish(e.kind, Some(e.message)),
-        }
-    };
-    let found = match resolve(host, spec) {
-        Ok(f) => f,
-        Err(e) => return r.finish(ExitKind::System, Some(e)),
-    };
-    for a in without_bridges(host, found, &mut r.skipped) {
-        r.targets.push(target(host, a, "requested"));
-    }
-    if r.targets.is_empty() {
-        return r.finish(
-            ExitKind::BadInput,
-            Some(format!("{spec} is a PCI bridge; nothing to unbind")),
-        );
-    }
-    // `bind` takes a card's other functions in the same group with it; give them back with it
-    // too (only those vfiotool bound: they have a record).
-    let named: Vec<(PciAddress, Option<u32>)> =
-        r.targets.iter().map(|t| (t.address, t.iommu_group)).collect();
-    for (a, g) in &named {
-        for f in host.slot_functions(&a.slot()) {
-            let taken = r.targets.iter().any(|t| t.address == f);
-            if !taken
-                && g.is_some()
-                && host.iommu_group(&f) == *g
-                && state::path(host, &f).exists()
-                && !host.is_bridge(&f)
-            {
-                r.targets.push(target(host, f, "card"));
-            }
-        }
-    }
-    r.targets.sort_by_key(|t| t.address);
-    let mut groups: Vec<u32> = r.targets.iter().filter_map(|t| t.iommu_group).collect();
-    groups.sort();
-    groups.dedup();
-    r.groups = groups;
-    let mut errors = Vec::new();
-    let mut blocked: Option<PciAddress> = None;
-    for i in 0..r.targets.len() {
-        if interrupted.is_set() {
-            errors.push("interrupted by a signal".to_string());
-            break;
-        }
-        let a = r.targets[i].address;
-        let rec = match state::load(host, &a) {
-            Ok(rec) => rec,
-            Err(e) => {
-                errors.push(e.message);
-                continue;
-            }
-        };
-        let on_vfio = r.targets[i].driver_before.as_deref() == Some(VFIO_PCI);
-        let has_override = r.targets[i].override_before.is_some();
-        if !on_vfio && !has_override && rec.is_none() {
-            r.steps.push(Step::other(
-                "check",
-                a.to_string(),
-                "skipped",
-                Some(format!(
-                    "not bound by vfiotool (on {})",
-                    r.targets[i].driver_before.as_deref().unwrap_or("no driver")
-                )),
-            ));
-            continue;
-        }
-        if dry_run {
-            let dir = host.device_dir(&a);
-            let ov = rec
-                .as_ref()
-                .and_then(|r| r.driver_override.clone())
-                .unwrap_or_else(|| "\n".into());
-            r.steps.push(Step::write(
-                dir.join("driver_override").display().to_string(),
-                &ov,
-                "planned",
-                None,
-            ));
-            if r.targets[i].driver_before.is_some() {
-                r.steps.push(Step::write(
-                    dir.join("driver/unbind").display().to_string(),
-                    &a.to_string(),
-                    "planned",
-                    None,
-                ));
-            }
-            r.steps.push(Step::write(
-                host.path("/sys/bus/pci/drivers_probe").display().to_string(),
-                &a.to_string(),
-                "planned",
-                None,
-            ));
-            continue;
-        }
-        if blocked.is_some() {
-            // A device of this card is locked in the kernel; its siblings wait for the next run.
-            errors.push(format!(
-                "{a} not touched: another function of this run is blocked"
-            ));
-            continue;
-        }
-        match restore_one(host, &a, rec.as_ref(), timeout, &mut r.steps) {
-            Ok(now) => {
-                let _ = state::remove(host, &a);
-                if now.as_deref() == Some(VFIO_PCI) {
-                    r.warnings.push(format!(
-                        "{a} landed on vfio-pci again: vfio-pci claims its ID (vfio-pci.ids= on the kernel \
-                         command line, `options vfio-pci ids=` in /etc/modprobe.d, or a new_id write); \
-                         remove that to give it back to the host"
-                    ));
-                } else if rec.is_none() && now.is_none() {
-                    r.warnings.push(format!(
-                        "{a} has no bind record and no driver claimed it after drivers_probe"
-                    ));
-                }
-            }
-            Err(e) => {
-                if let DevError::Blocked(_, pid) = &e {
-                    note_lock_holder(host, &a, *pid);
-                    blocked = Some(a);
-                }
-                errors.push(e.message());
-            }
-        }
-    }
-    read_after(host, &mut r.targets, blocked);
-    if blocked.is_some() {
-        keep_locked(locks);
-    }
-    if errors.is_empty() {
-        r.finish(ExitKind::Success, None)
-    } else {
-        r.finish(ExitKind::RollbackFailed, Some(errors.join("; ")))
-    }
-}
-
 #[cfg(test)]
 mod tests {
+    use std::fs;
     use std::os::unix::fs::symlink;
     use std::path::Path;
+    use std::time::Duration;
 
     use super::*;
 
@@ -1158,10 +421,20 @@ mod tests {
     }
 
     impl Tree {
-        fn new() -> Self {
+        /// No guard inputs at all (no /proc, no /sys/block).
+        fn bare() -> Self {
             Tree {
                 dir: tempfile::tempdir().unwrap(),
             }
+        }
+        /// A host with the guard inputs of an idle machine: no block device, no mount, no route.
+        fn new() -> Self {
+            let t = Tree::bare();
+            fs::create_dir_all(t.root().join("sys/block")).unwrap();
+            fs::create_dir_all(t.root().join("proc/net")).unwrap();
+            fs::write(t.root().join("proc/mounts"), "").unwrap();
+            fs::write(t.root().join("proc/net/route"), "Iface\tDestination\n").unwrap();
+            t
         }
         fn root(&self) -> &Path {
             self.dir.path()
@@ -1217,6 +490,32 @@ mod tests {
     }
 
     #[test]
+    fn an_unreadable_guard_input_refuses_and_names_the_path() {
+        let t = Tree::new();
+        t.device("0000:01:00.0", "010802", Some("nvme"), 3);
+        let blk = t
+            .root()
+            .join("sys/devices/pci0000:00/0000:01:00.0/nvme/nvme0/nvme0n1");
+        fs::create_dir_all(&blk).unwrap();
+        symlink(&blk, t.root().join("sys/block/nvme0n1")).unwrap();
+        // /proc/mounts unreadable: a FIFO (reading it would block) stands for any read error.
+        fs::remove_file(t.root().join("proc/mounts")).unwrap();
+        nix::unistd::mkfifo(&t.root().join("proc/mounts"), nix::sys::stat::Mode::S_IRWXU).unwrap();
+        for force in [false, true] {
+            let r = dry(&t, "01:00.0", &opts(false, force));
+            assert_eq!(r.exit, ExitKind::VerdictNotMet, "{:?}", r.error);
+            let e = r.error.unwrap_or_default();
+            assert!(e.contains("proc/mounts") && e.contains("refusing"), "{e}");
+            assert!(r.steps.is_empty(), "{:?}", r.steps);
+        }
+        // No /sys/block at all: refused too, naming it.
+        let b = Tree::bare();
+        b.device("0000:01:00.0", "010802", Some("nvme"), 3);
+        let r = dry(&b, "01:00.0", &opts(false, false));
+        assert!(r.error.unwrap_or_default().contains("sys/block"));
+    }
+
+    #[test]
     fn slot_takes_every_function_and_dry_run_only_plans() {
         let t = Tree::new();
         t.device("0000:01:00.0", "030000", Some("amdgpu"), 3);
@@ -1227,7 +526,11 @@ mod tests {
         let addrs: Vec<String> = r.targets.iter().map(|t| t.address.to_string()).collect();
         assert_eq!(addrs, ["0000:01:00.0", "0000:01:00.1"]);
         assert!(r.skipped.iter().any(|s| s.address.to_string() == "0000:00:01.0"));
-        assert!(r.steps.iter().all(|s| s.result == "planned"), "{:?}", r.steps);
+        assert!(
+            r.steps.iter().all(|s| s.result == Outcome::Planned),
+            "{:?}",
+            r.steps
+        );
         assert!(r
             .steps
             .iter()

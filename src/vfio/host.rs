@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use crate::output::Progress;
 use crate::pci::address::{PciAddress, SlotAddress};
+use crate::pci::device::{header_type_of_class, is_bridge_header};
 use crate::pci::groups;
 use crate::pci::sysfs::{self, SysfsRoot};
 
@@ -18,6 +19,9 @@ use crate::pci::sysfs::{self, SysfsRoot};
 #[derive(Debug, Clone)]
 pub struct Host {
     pub root: PathBuf,
+    /// A tree saved by `vfiotool capture` (untrusted, read-only): nothing is ever written into
+    /// it, not even the ROM-enable writes a read of `rom` needs on a live /sys.
+    pub captured: bool,
     /// Draw progress lines on a terminal for slow steps (off in `--json` mode and in tests).
     pub progress: bool,
 }
@@ -48,14 +52,25 @@ impl Host {
     pub fn system() -> Self {
         Host {
             root: PathBuf::from("/"),
+            captured: false,
             progress: false,
         }
     }
 
-    /// A tree that mirrors `/` (tests).
+    /// A tree that mirrors `/` and stands for a live host (tests).
     pub fn at(root: impl Into<PathBuf>) -> Self {
         Host {
             root: root.into(),
+            captured: false,
+            progress: false,
+        }
+    }
+
+    /// A captured tree (`--root CAPTURE`): read as it is, never written.
+    pub fn capture(root: impl Into<PathBuf>) -> Self {
+        Host {
+            root: root.into(),
+            captured: true,
             progress: false,
         }
     }
@@ -66,8 +81,13 @@ impl Host {
         self
     }
 
+    /// The same host as the read-only view `host/` uses (its /sys, /proc, /etc).
+    pub fn host_root(&self) -> crate::host::HostRoot {
+        crate::host::HostRoot::under(&self.root)
+    }
+
     pub fn path(&self, abs: &str) -> PathBuf {
-        self.root.join(abs.trim_start_matches('/'))
+        crate::host::under(&self.root, abs)
     }
 
     /// The sysfs view of this host, through `pci::sysfs`, which owns every read of
@@ -129,21 +149,21 @@ impl Host {
         self.attr(addr, "boot_vga").as_deref() == Some("1")
     }
 
-    /// Bridges are never bound: a `pci_bus/` directory, a header type other than 0, or class 06 04.
+    /// Bridges are never bound: a `pci_bus/` directory, or the bridge rule of `pci::device`
+    /// (header type 1 or 2, from config space or else from the class).
     pub fn is_bridge(&self, addr: &PciAddress) -> bool {
         let dir = self.device_dir(addr);
         if dir.join("pci_bus").is_dir() {
             return true;
         }
-        // Only the header type byte: reading all of config space (4 KiB, one config cycle per
-        // dword) costs milliseconds.
-        let mut h = [0u8; 1];
-        if let Ok(f) = fs::File::open(dir.join("config")) {
-            if std::os::unix::fs::FileExt::read_at(&f, &mut h, 0x0e).ok() == Some(1) {
-                return h[0] & 0x7f != 0;
-            }
-        }
-        matches!(self.class(addr) >> 8, 0x0604 | 0x0609)
+        // Only up to the header type byte: reading all of config space (4 KiB, one config
+        // cycle per dword) costs milliseconds.
+        let header = sysfs::read_bytes(&dir.join("config"), 0x0f)
+            .ok()
+            .flatten()
+            .and_then(|c| c.get(0x0e).map(|h| h & 0x7f))
+            .or_else(|| header_type_of_class(self.class(addr)));
+        is_bridge_header(header)
     }
 
     /// Every function present in `slot`, sorted.
@@ -160,7 +180,7 @@ impl Host {
     }
 
     pub fn driver_loaded(&self, driver: &str) -> bool {
-        self.path("/sys/bus/pci/drivers").join(driver).is_dir()
+        self.sysfs().driver_dir(driver).is_dir()
     }
 
     pub fn group_dev(&self, group: u32) -> PathBuf {

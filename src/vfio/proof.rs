@@ -3,10 +3,12 @@
 //! Each ioctl is one [`Step`]; the first failure ends the proof with a message that says what it
 //! means and what to do.
 
+use crate::vfio::Outcome;
 use std::path::Path;
 
 use serde::Serialize;
 
+use super::attach::{self, AttachFacts, Attached, Backend};
 use super::ioctl::{self, DeviceInfo, VfioOps};
 use super::Step;
 use crate::pci::address::PciAddress;
@@ -42,51 +44,24 @@ impl Proof {
     }
 }
 
-fn step(steps: &mut Vec<Step>, name: &str, target: &str, r: Result<String, String>) -> Result<(), String> {
-    match r {
-        Ok(detail) => {
-            let detail = (!detail.is_empty()).then_some(detail);
-            steps.push(Step::ioctl(name, target, "ok", detail));
-            Ok(())
-        }
-        Err(e) => {
-            steps.push(Step::ioctl(name, target, "failed", Some(e.clone())));
-            Err(e)
-        }
-    }
-}
-
-/// The ioctls the proof would make, for `--dry-run`.
-pub fn planned_steps(group: u32, devices: &[PciAddress], open_device: bool) -> Vec<Step> {
-    let g = format!("/dev/vfio/{group}");
-    let mut v = vec![
-        Step::ioctl("open", "/dev/vfio/vfio", "planned", None),
-        Step::ioctl("VFIO_GET_API_VERSION", "/dev/vfio/vfio", "planned", None),
-        Step::ioctl(
-            "VFIO_CHECK_EXTENSION(TYPE1, TYPE1v2)",
-            "/dev/vfio/vfio",
-            "planned",
-            None,
-        ),
-        Step::ioctl("open", &g, "planned", None),
-        Step::ioctl("VFIO_GROUP_GET_STATUS", &g, "planned", None),
-        Step::ioctl("VFIO_GROUP_SET_CONTAINER", &g, "planned", None),
-        Step::ioctl("VFIO_SET_IOMMU", "/dev/vfio/vfio", "planned", None),
-    ];
+/// The ioctls the proof would make, for `--dry-run`: the attach sequence's own plan (same step
+/// names and nodes as the real run), then the device opens when asked.
+pub fn planned_steps(dev_vfio: &Path, group: u32, devices: &[PciAddress], open_device: bool) -> Vec<Step> {
+    let mut v = attach::planned_steps(Backend::Legacy, dev_vfio, group);
     if open_device {
         for d in devices {
             let t = d.to_string();
             v.push(Step::ioctl(
-                "VFIO_GROUP_GET_DEVICE_FD (resets the device)",
+                "VFIO_GROUP_GET_DEVICE_FD",
                 &t,
-                "planned",
-                None,
+                Outcome::Planned,
+                Some("resets the device".into()),
             ));
-            v.push(Step::ioctl("VFIO_DEVICE_GET_INFO", &t, "planned", None));
+            v.push(Step::ioctl("VFIO_DEVICE_GET_INFO", &t, Outcome::Planned, None));
             v.push(Step::ioctl(
                 "VFIO_DEVICE_GET_REGION_INFO(ROM)",
                 &t,
-                "planned",
+                Outcome::Planned,
                 None,
             ));
         }
@@ -113,10 +88,6 @@ pub fn prove<V: VfioOps>(
     proof
 }
 
-fn io_msg(e: &std::io::Error) -> String {
-    e.to_string()
-}
-
 fn run<V: VfioOps>(
     ops: &V,
     dev_vfio: &Path,
@@ -126,127 +97,17 @@ fn run<V: VfioOps>(
     steps: &mut Vec<Step>,
     proof: &mut Proof,
 ) -> Result<(), String> {
-    let cpath = dev_vfio.join("vfio");
-    let ctarget = cpath.display().to_string();
-    let container = ops.open(&cpath);
-    let container = match container {
-        Ok(c) => {
-            steps.push(Step::ioctl("open", &ctarget, "ok", None));
-            c
-        }
-        Err(e) => {
-            let msg = format!("{ctarget}: {e}; is the vfio module loaded?");
-            steps.push(Step::ioctl("open", &ctarget, "failed", Some(msg.clone())));
-            return Err(msg);
-        }
-    };
-    let version = ops.api_version(&container);
-    step(
-        steps,
-        "VFIO_GET_API_VERSION",
-        &ctarget,
-        match &version {
-            Ok(v) if *v == ioctl::API_VERSION => Ok(format!("{v}")),
-            Ok(v) => Err(format!("VFIO API version {v}, expected {}", ioctl::API_VERSION)),
-            Err(e) => Err(io_msg(e)),
-        },
-    )?;
-    proof.api_version = version.as_ref().ok().copied();
-    proof.type1 = ops
-        .check_extension(&container, ioctl::TYPE1_IOMMU)
-        .unwrap_or(false);
-    proof.type1v2 = ops
-        .check_extension(&container, ioctl::TYPE1V2_IOMMU)
-        .unwrap_or(false);
-    step(
-        steps,
-        "VFIO_CHECK_EXTENSION(TYPE1, TYPE1v2)",
-        &ctarget,
-        if proof.type1 || proof.type1v2 {
-            Ok(format!("TYPE1={} TYPE1v2={}", proof.type1, proof.type1v2))
-        } else {
-            Err("the kernel offers no type1 IOMMU backend; load vfio_iommu_type1".into())
-        },
-    )?;
-
-    let gpath = dev_vfio.join(group.to_string());
-    let gtarget = gpath.display().to_string();
-    // devtmpfs creates the node when vfio-pci binds; give udev-less systems a moment.
-    let mut opened = ops.open(&gpath);
-    for _ in 0..20 {
-        match &opened {
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                std::thread::sleep(std::time::Duration::from_millis(50));
-                opened = ops.open(&gpath);
-            }
-            _ => break,
-        }
-    }
-    let group_fd = match opened {
-        Ok(g) => {
-            steps.push(Step::ioctl("open", &gtarget, "ok", None));
-            g
-        }
-        Err(e) => {
-            let hint = match e.raw_os_error() {
-                Some(nix::libc::EBUSY) => "; another process (a running VM?) holds the group",
-                Some(nix::libc::ENOENT) => "; no device of the group is bound to vfio-pci",
-                _ => "",
-            };
-            let msg = format!("{gtarget}: {e}{hint}");
-            steps.push(Step::ioctl("open", &gtarget, "failed", Some(msg.clone())));
-            return Err(msg);
-        }
-    };
-    let flags = ops.group_status(&group_fd);
-    proof.viable = matches!(flags, Ok(f) if f & ioctl::GROUP_FLAGS_VIABLE != 0);
-    step(
-        steps,
-        "VFIO_GROUP_GET_STATUS",
-        &gtarget,
-        match flags {
-            Ok(f) if f & ioctl::GROUP_FLAGS_VIABLE != 0 => Ok(format!("flags {f:#x}: viable")),
-            Ok(f) => Err(format!(
-                "IOMMU group {group} is not viable (flags {f:#x}): a device of the group is still \
-                 on a host driver; bind the whole group (--group) or move that device"
-            )),
-            Err(e) => Err(io_msg(&e)),
-        },
-    )?;
-    step(
-        steps,
-        "VFIO_GROUP_SET_CONTAINER",
-        &gtarget,
-        ops.set_container(&group_fd, &container)
-            .map(|_| String::new())
-            .map_err(|e| match e.raw_os_error() {
-                Some(nix::libc::EPERM) => format!("{e}: the group is not viable"),
-                _ => io_msg(&e),
-            }),
-    )?;
-    proof.container_set = true;
-    let (kind, name) = if proof.type1v2 {
-        (ioctl::TYPE1V2_IOMMU, "TYPE1v2")
-    } else {
-        (ioctl::TYPE1_IOMMU, "TYPE1")
-    };
-    step(
-        steps,
-        "VFIO_SET_IOMMU",
-        &ctarget,
-        ops.set_iommu(&container, kind)
-            .map(|_| name.to_string())
-            .map_err(|e| match e.raw_os_error() {
-                Some(nix::libc::EPERM) => format!(
-                    "{e}: no interrupt remapping (dmesg: \"No interrupt remapping support\"). Fix: enable \
-                     interrupt remapping (VT-d/AMD-Vi in firmware, no intremap=off on the kernel command \
-                     line). vfio_iommu_type1.allow_unsafe_interrupts=1 makes it work but lets a device \
-                     inject arbitrary interrupts (MSI) into the host: only for trusted guests"
-                ),
-                _ => io_msg(&e),
-            }),
-    )?;
-    proof.iommu_set = Some(name);
+    let mut facts = AttachFacts::default();
+    let attached = attach::attach(ops, Backend::Legacy, dev_vfio, group, &mut facts, steps);
+    proof.api_version = facts.api_version;
+    proof.type1 = facts.type1;
+    proof.type1v2 = facts.type1v2;
+    proof.viable = facts.viable;
+    proof.container_set = facts.container_set;
+    proof.iommu_set = facts.iommu_set;
+    // Keep the container open as long as the group is used (the fake counts opens and closes).
+    let attached: Attached<V::Fd> = attached.map_err(|e| e.to_string())?;
+    let group_fd = &attached.group;
 
     if open_device {
         for addr in devices {
@@ -257,12 +118,12 @@ fn run<V: VfioOps>(
                 rom_region_size: None,
                 error: None,
             };
-            match ops.device_fd(&group_fd, &name) {
+            match ops.device_fd(group_fd, &name) {
                 Ok(dev) => {
                     steps.push(Step::ioctl(
                         "VFIO_GROUP_GET_DEVICE_FD",
                         &name,
-                        "ok",
+                        Outcome::Ok,
                         Some("device reset".into()),
                     ));
                     match ops.device_info(&dev) {
@@ -270,7 +131,7 @@ fn run<V: VfioOps>(
                             steps.push(Step::ioctl(
                                 "VFIO_DEVICE_GET_INFO",
                                 &name,
-                                "ok",
+                                Outcome::Ok,
                                 Some(format!("{} regions, {} irqs", i.num_regions, i.num_irqs)),
                             ));
                             dp.info = Some(i);
@@ -282,7 +143,7 @@ fn run<V: VfioOps>(
                             steps.push(Step::ioctl(
                                 "VFIO_DEVICE_GET_REGION_INFO(ROM)",
                                 &name,
-                                "ok",
+                                Outcome::Ok,
                                 Some(format!("size {:#x}", r.size)),
                             ));
                             dp.rom_region_size = Some(r.size);
@@ -295,7 +156,7 @@ fn run<V: VfioOps>(
                     steps.push(Step::ioctl(
                         "VFIO_GROUP_GET_DEVICE_FD",
                         &name,
-                        "failed",
+                        Outcome::Failed,
                         Some(msg.clone()),
                     ));
                     dp.error = Some(msg);
@@ -327,6 +188,8 @@ pub(crate) mod fake {
         pub set_iommu_errno: Option<i32>,
         pub rom: Vec<u8>,
         pub rom_region: u64,
+        /// `VFIO_GET_API_VERSION` answers this (0 is the only valid version).
+        pub api_version: i32,
         pub calls: RefCell<Vec<String>>,
     }
 
@@ -340,7 +203,7 @@ pub(crate) mod fake {
             Ok(path.display().to_string())
         }
         fn api_version(&self, _: &String) -> io::Result<i32> {
-            Ok(0)
+            Ok(self.api_version)
         }
         fn check_extension(&self, _: &String, ext: u32) -> io::Result<bool> {
             Ok(ext == 1 || ext == 3)
@@ -413,7 +276,7 @@ mod tests {
         assert!(p.viable && p.container_set);
         assert_eq!(p.iommu_set, Some("TYPE1v2"));
         assert!(f.calls.borrow().iter().all(|c| !c.starts_with("device_fd")));
-        assert!(steps.iter().all(|s| s.result == "ok"));
+        assert!(steps.iter().all(|s| s.result == Outcome::Ok));
     }
 
     #[test]

@@ -6,9 +6,10 @@ use std::fs::File;
 use std::io::{self, Read};
 use std::time::Duration;
 
+use super::attach::{self, AttachError, AttachFacts, Backend};
 use super::host::{Host, WriteError};
 use super::ioctl::{self, VfioOps};
-use crate::error::ExitKind;
+use crate::error::{Error, ExitKind};
 use crate::output::Progress;
 use crate::pci::address::PciAddress;
 use crate::rom::{self, RomAnalysis};
@@ -35,18 +36,71 @@ pub struct Dump {
     pub notes: Vec<String>,
 }
 
-type DumpResult<T> = Result<T, (ExitKind, String)>;
+/// A dump error: its exit kind and a message naming the device and path.
+type DumpResult<T> = Result<T, Error>;
 
-/// Writes 0 to `rom` when dropped: the ROM BAR is never left enabled, also on errors.
+/// The ROM BAR, enabled: [`RomEnabled::disable`] writes 0 and says when that fails; dropping
+/// it un-disabled (an early return) still tries, and a failure there is kept for the caller.
 struct RomEnabled<'a> {
     host: &'a Host,
     path: std::path::PathBuf,
+    done: bool,
+}
+
+impl RomEnabled<'_> {
+    /// Write 0 to `rom`. A ROM BAR left enabled is its own error: the device decodes the ROM
+    /// address range until something switches it off.
+    fn disable(mut self) -> DumpResult<()> {
+        self.done = true;
+        self.host
+            .write_timed(&self.path, "0", Duration::from_secs(5))
+            .map_err(|e| {
+                Error::new(
+                    ExitKind::System,
+                    format!(
+                        "the ROM BAR is left ENABLED: write 0 to {} failed: {e}; switch it off with `echo 0 > {}`",
+                        self.path.display(),
+                        self.path.display()
+                    ),
+                )
+            })
+    }
 }
 
 impl Drop for RomEnabled<'_> {
     fn drop(&mut self) {
-        let _ = self.host.write_timed(&self.path, "0", Duration::from_secs(5));
+        if !self.done {
+            if let Err(e) = self.host.write_timed(&self.path, "0", Duration::from_secs(5)) {
+                eprintln!(
+                    "vfiotool: the ROM BAR is left ENABLED: write 0 to {} failed: {e}; switch it off with `echo 0 > {}`",
+                    self.path.display(),
+                    self.path.display()
+                );
+            }
+        }
     }
+}
+
+/// A captured tree's `rom` file: the bytes the capture saved, read as they are (no enable
+/// writes: the tree is untrusted input and is never written).
+fn captured_rom(host: &Host, addr: &PciAddress) -> DumpResult<Dump> {
+    let path = host.device_dir(addr).join("rom");
+    let bytes = crate::pci::sysfs::read_bytes(&path, MAX_ROM + 1)
+        .map_err(|e| Error::new(ExitKind::BadInput, e.to_string()))?
+        .ok_or_else(|| {
+            Error::new(
+                ExitKind::BadInput,
+                format!("{}: missing; the capture holds no ROM for {addr}", path.display()),
+            )
+        })?;
+    let analysis = analyze(addr, &bytes, &[])?;
+    Ok(Dump {
+        bar_size: bytes.len() as u64,
+        bytes,
+        analysis,
+        trimmed: 0,
+        notes: vec![format!("read from the captured file {}", path.display())],
+    })
 }
 
 fn shadow_note(host: &Host, addr: &PciAddress) -> Option<String> {
@@ -60,9 +114,12 @@ fn shadow_note(host: &Host, addr: &PciAddress) -> Option<String> {
 }
 
 pub fn via_sysfs(host: &Host, addr: &PciAddress) -> DumpResult<Dump> {
+    if host.captured {
+        return captured_rom(host, addr);
+    }
     let path = host.device_dir(addr).join("rom");
     let meta = std::fs::metadata(&path).map_err(|e| {
-        (
+        Error::new(
             ExitKind::System,
             format!(
                 "{}: {e}; the device has no ROM BAR (or the address is wrong)",
@@ -72,7 +129,7 @@ pub fn via_sysfs(host: &Host, addr: &PciAddress) -> DumpResult<Dump> {
     })?;
     host.write_timed(&path, "1", Duration::from_secs(5))
         .map_err(|e| {
-            (ExitKind::System, {
+            Error::new(ExitKind::System, {
                 let hint = match &e {
                     WriteError::Io(io) if io.kind() == io::ErrorKind::PermissionDenied => " (run as root)",
                     _ => "",
@@ -80,12 +137,14 @@ pub fn via_sysfs(host: &Host, addr: &PciAddress) -> DumpResult<Dump> {
                 format!("write 1 to {}: {e}{hint}", path.display())
             })
         })?;
-    let _guard = RomEnabled {
+    let guard = RomEnabled {
         host,
         path: path.clone(),
+        done: false,
     };
     let mut bytes = Vec::new();
     let read = File::open(&path).and_then(|f| read_with_progress(host, addr, f, &mut bytes));
+    guard.disable()?;
     let mut notes: Vec<String> = shadow_note(host, addr).into_iter().collect();
     // On error the note goes into the message; on success it stays in `notes`.
     if let Err(e) = read {
@@ -96,12 +155,15 @@ pub fn via_sysfs(host: &Host, addr: &PciAddress) -> DumpResult<Dump> {
             "read error"
         };
         if let Some(n) = notes.pop() {
-            return Err((
+            return Err(Error::new(
                 ExitKind::BadInput,
                 format!("{}: {e}: {cause}; {n}", path.display()),
             ));
         }
-        return Err((ExitKind::BadInput, format!("{}: {e}: {cause}", path.display())));
+        return Err(Error::new(
+            ExitKind::BadInput,
+            format!("{}: {e}: {cause}", path.display()),
+        ));
     }
     let analysis = analyze(addr, &bytes, &notes)?;
     Ok(Dump {
@@ -134,7 +196,7 @@ fn read_with_progress(host: &Host, addr: &PciAddress, file: File, bytes: &mut Ve
 fn analyze(addr: &PciAddress, bytes: &[u8], notes: &[String]) -> DumpResult<RomAnalysis> {
     rom::analyze(bytes).map_err(|e| {
         let extra = notes.first().map(|n| format!("; {n}")).unwrap_or_default();
-        (
+        Error::new(
             ExitKind::BadInput,
             format!("{addr}: the ROM read from the device is not usable: {e}{extra}; nothing was written"),
         )
@@ -144,7 +206,7 @@ fn analyze(addr: &PciAddress, bytes: &[u8], notes: &[String]) -> DumpResult<RomA
 pub fn via_vfio<V: VfioOps>(host: &Host, ops: &V, addr: &PciAddress) -> DumpResult<Dump> {
     let drv = host.driver(addr);
     if drv.as_deref() != Some(super::bind::VFIO_PCI) {
-        return Err((
+        return Err(Error::new(
             ExitKind::Usage,
             format!(
                 "{addr} is on {}, not vfio-pci: bind it first (`vfiotool bind {addr}`) or use --via sysfs",
@@ -154,36 +216,35 @@ pub fn via_vfio<V: VfioOps>(host: &Host, ops: &V, addr: &PciAddress) -> DumpResu
     }
     let group = host
         .iommu_group(addr)
-        .ok_or_else(|| (ExitKind::System, format!("{addr} has no IOMMU group")))?;
-    let sys = |what: &str, e: io::Error| (ExitKind::System, format!("{addr}: {what}: {e}"));
-    let container = ops
-        .open(&host.path("/dev/vfio/vfio"))
-        .map_err(|e| sys("open /dev/vfio/vfio", e))?;
-    let gpath = host.group_dev(group);
-    let g = ops
-        .open(&gpath)
-        .map_err(|e| sys(&format!("open {}", gpath.display()), e))?;
-    let flags = ops
-        .group_status(&g)
-        .map_err(|e| sys("VFIO_GROUP_GET_STATUS", e))?;
-    if flags & ioctl::GROUP_FLAGS_VIABLE == 0 {
-        return Err((
+        .ok_or_else(|| Error::new(ExitKind::System, format!("{addr} has no IOMMU group")))?;
+    let sys = |what: &str, e: io::Error| Error::new(ExitKind::System, format!("{addr}: {what}: {e}"));
+    // The one attach sequence (the proof's): API version checked, group node retried.
+    let mut facts = AttachFacts::default();
+    let mut steps = Vec::new();
+    let attached = attach::attach(
+        ops,
+        Backend::Legacy,
+        &host.path("/dev/vfio"),
+        group,
+        &mut facts,
+        &mut steps,
+    )
+    .map_err(|e| match e {
+        AttachError::NotViable { .. } => Error::new(
             ExitKind::VerdictNotMet,
-            format!("IOMMU group {group} of {addr} is not viable; bind the whole group first"),
-        ));
-    }
-    ops.set_container(&g, &container)
-        .map_err(|e| sys("VFIO_GROUP_SET_CONTAINER", e))?;
-    let t = if ops
-        .check_extension(&container, ioctl::TYPE1V2_IOMMU)
-        .unwrap_or(false)
-    {
-        ioctl::TYPE1V2_IOMMU
-    } else {
-        ioctl::TYPE1_IOMMU
-    };
-    ops.set_iommu(&container, t)
-        .map_err(|e| sys("VFIO_SET_IOMMU", e))?;
+            format!("{addr}: {e}; bind the whole group first"),
+        ),
+        AttachError::OpenContainer { .. }
+        | AttachError::ApiVersion { .. }
+        | AttachError::NoType1
+        | AttachError::OpenGroup { .. }
+        | AttachError::GroupStatus { .. }
+        | AttachError::SetContainer { .. }
+        | AttachError::SetIommu { .. } => {
+            Error::new(ExitKind::System, format!("{addr}: {}: {e}", e.step().name()))
+        }
+    })?;
+    let g = attached.group;
     let dev = ops
         .device_fd(&g, &addr.to_string())
         .map_err(|e| sys("VFIO_GROUP_GET_DEVICE_FD", e))?;
@@ -191,13 +252,13 @@ pub fn via_vfio<V: VfioOps>(host: &Host, ops: &V, addr: &PciAddress) -> DumpResu
         .region_info(&dev, ioctl::PCI_ROM_REGION_INDEX)
         .map_err(|e| sys("VFIO_DEVICE_GET_REGION_INFO(ROM)", e))?;
     if region.size == 0 {
-        return Err((
+        return Err(Error::new(
             ExitKind::BadInput,
             format!("{addr}: the VFIO ROM region is empty: the device has no valid ROM (no 55AA signature)"),
         ));
     }
     if region.size > MAX_ROM {
-        return Err((
+        return Err(Error::new(
             ExitKind::BadInput,
             format!("{addr}: ROM region of {} bytes is too large", region.size),
         ));
@@ -253,6 +314,32 @@ mod tests {
     use super::super::proof::fake::FakeVfio;
     use super::*;
 
+    #[test]
+    fn a_captured_rom_is_read_as_it_is_and_never_written() {
+        let t = tempfile::tempdir().unwrap();
+        let host = Host::capture(t.path());
+        let a = PciAddress::new(0, 0x0b, 0, 0);
+        let dir = host.device_dir(&a);
+        std::fs::create_dir_all(&dir).unwrap();
+        let rom = tiny_rom();
+        std::fs::write(dir.join("rom"), &rom).unwrap();
+        let d = via_sysfs(&host, &a).unwrap();
+        assert_eq!(d.bytes, rom);
+        assert_eq!(
+            std::fs::read(dir.join("rom")).unwrap(),
+            rom,
+            "the capture was written"
+        );
+        // A FIFO in its place is refused at once, not waited on.
+        std::fs::remove_file(dir.join("rom")).unwrap();
+        nix::unistd::mkfifo(&dir.join("rom"), nix::sys::stat::Mode::S_IRWXU).unwrap();
+        let crate::error::Error {
+            kind, message: msg, ..
+        } = via_sysfs(&host, &a).err().unwrap();
+        assert_eq!(kind, ExitKind::BadInput);
+        assert!(msg.contains("not a regular file"), "{msg}");
+    }
+
     /// A minimal x86 image: 55AA, size 1 block, PCIR at 0x20, last-image flag.
     fn tiny_rom() -> Vec<u8> {
         let mut r = vec![0u8; 512];
@@ -297,7 +384,7 @@ mod tests {
             rom,
             ..Default::default()
         };
-        let d = via_vfio(&host, &f, &a).unwrap_or_else(|e| panic!("{}", e.1));
+        let d = via_vfio(&host, &f, &a).unwrap_or_else(|e| panic!("{}", e.message));
         assert_eq!(d.bytes, tiny_rom());
         assert_eq!(d.trimmed, 4096 - 512);
         assert!(d.notes[0].contains("0xFF padding"));
@@ -308,14 +395,14 @@ mod tests {
         let (_t, host, a) = fake_host("nvme");
         let f = FakeVfio::default();
         let e = via_vfio(&host, &f, &a).err().unwrap();
-        assert!(e.1.contains("not vfio-pci"), "{}", e.1);
+        assert!(e.message.contains("not vfio-pci"), "{}", e.message);
         let (_t, host, a) = fake_host("vfio-pci");
         let f = FakeVfio {
             group_flags: 1,
             ..Default::default()
         };
         let e = via_vfio(&host, &f, &a).err().unwrap();
-        assert_eq!(e.0, ExitKind::BadInput);
-        assert!(e.1.contains("no valid ROM"), "{}", e.1);
+        assert_eq!(e.kind, ExitKind::BadInput);
+        assert!(e.message.contains("no valid ROM"), "{}", e.message);
     }
 }

@@ -25,17 +25,19 @@ impl Interrupted {
 /// watcher. Call before any other thread exists. Returns a flag that goes up on any of them.
 /// SIGHUP matters as much as the others: an SSH session that drops in the middle of a bind sends
 /// it, and its default action would end the process half-way.
-pub fn watch() -> Interrupted {
+///
+/// Fails (and the caller must not start changing the host) when the signals cannot be blocked
+/// or the watcher cannot start: a signal would then end the process without a rollback.
+pub fn watch() -> Result<Interrupted, String> {
     let flag = Interrupted::default();
     let mut set = SigSet::empty();
     set.add(Signal::SIGINT);
     set.add(Signal::SIGTERM);
     set.add(Signal::SIGHUP);
-    if set.thread_block().is_err() {
-        return flag;
-    }
+    set.thread_block()
+        .map_err(|e| format!("cannot block SIGINT/SIGTERM/SIGHUP ({e})"))?;
     let f = flag.clone();
-    let _ = std::thread::Builder::new().name("signals".into()).spawn(move || {
+    let started = std::thread::Builder::new().name("signals".into()).spawn(move || {
         // Bounded: each wait returns with one signal; after the first the flag stays set.
         for _ in 0..1024 {
             if set.wait().is_ok() {
@@ -43,5 +45,23 @@ pub fn watch() -> Interrupted {
             }
         }
     });
-    flag
+    if let Err(e) = started {
+        // Nobody would receive them: let them act as before (end the process) rather than be
+        // lost, and tell the caller not to start.
+        let _ = set.thread_unblock();
+        return Err(format!("cannot start the signal watcher ({e})"));
+    }
+    Ok(flag)
+}
+
+/// The watcher for a command that changes the host: when it cannot run, the command stops
+/// before its first change (a dry run goes on: it changes nothing).
+pub fn watch_or_refuse(command: &str, dry_run: bool) -> crate::error::Result<Interrupted> {
+    match watch() {
+        Ok(f) => Ok(f),
+        Err(_) if dry_run => Ok(Interrupted::default()),
+        Err(e) => Err(crate::error::Error::system(format!(
+            "{command}: {e}, so an interrupted run could not roll back; nothing was changed"
+        ))),
+    }
 }

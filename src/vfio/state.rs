@@ -57,6 +57,20 @@ pub fn save(host: &Host, rec: &Record) -> Result<PathBuf> {
     Ok(p)
 }
 
+/// Every device that has a record, sorted (`unbind --all`). Entries that are not records of a
+/// PCI address are left alone.
+pub fn recorded(host: &Host) -> Result<Vec<PciAddress>> {
+    let d = dir(host);
+    let names = crate::pci::sysfs::dir_names(&d).map_err(Error::from)?;
+    let mut out: Vec<PciAddress> = names
+        .iter()
+        .filter_map(|n| n.strip_suffix(".json"))
+        .filter_map(|n| PciAddress::parse(n).ok())
+        .collect();
+    out.sort();
+    Ok(out)
+}
+
 pub fn remove(host: &Host, addr: &PciAddress) -> Result<()> {
     let p = path(host, addr);
     match fs::remove_file(&p) {

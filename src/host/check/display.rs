@@ -85,7 +85,7 @@ pub(super) fn check_framebuffer(root: &HostRoot, f: &Facts) -> Check {
     let drm_took_over = boot.iter().find_map(|d| {
         d.driver
             .as_deref()
-            .filter(|drv| ["i915", "xe", "amdgpu", "radeon", "nouveau"].contains(drv))
+            .filter(|drv| crate::pci::drivers::DRM_DRIVERS.contains(drv))
     });
     if let (Some(drv), false) = (drm_took_over, platform_bound) {
         return ok(

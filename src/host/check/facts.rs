@@ -29,12 +29,7 @@ pub enum ModState {
     Unknown,
 }
 
-/// A line of `/etc/modprobe.d/*.conf`, with its file.
-#[derive(Debug, Clone)]
-pub(crate) struct ConfLine {
-    pub(crate) file: String,
-    pub(crate) words: Vec<String>,
-}
+pub(crate) use crate::host::modprobe::ConfLine;
 
 /// Everything the checks look at, read once.
 pub(crate) struct Facts {
@@ -52,6 +47,8 @@ pub(crate) struct Facts {
     pub(crate) iomem: Option<String>,
     pub(crate) allow_unsafe: Option<bool>,
     pub(crate) modprobe: Vec<ConfLine>,
+    /// modprobe.d files that exist but could not be read.
+    pub(crate) modprobe_unreadable: Vec<String>,
     pub(crate) boot: BootLoader,
     pub(crate) klog: crate::host::kmsg::KernelLog,
 }
@@ -68,31 +65,13 @@ pub(crate) fn parse_version(release: &str) -> Option<(u32, u32)> {
     Some((major, minor))
 }
 
-pub(crate) fn read_modprobe(root: &HostRoot) -> Vec<ConfLine> {
-    let mut out = Vec::new();
-    for dir in ["etc/modprobe.d", "usr/lib/modprobe.d", "lib/modprobe.d"] {
-        let names = sysfs::dir_names(&root.path(dir)).unwrap_or_default();
-        for name in names.iter().filter(|n| n.ends_with(".conf")) {
-            let rel = format!("{dir}/{name}");
-            let Some(text) = root.read_file(&rel).ok().flatten() else {
-                continue;
-            };
-            for line in text.lines() {
-                let line = line.split('#').next().unwrap_or_default().trim();
-                let words: Vec<String> = line.split_whitespace().map(str::to_string).collect();
-                if !words.is_empty() {
-                    out.push(ConfLine {
-                        file: format!("/{rel}"),
-                        words,
-                    });
-                }
-            }
-        }
-    }
-    out
+/// modprobe.d through the one reader (`host::modprobe`).
+pub(crate) fn read_modprobe(root: &HostRoot) -> crate::host::modprobe::ModprobeConf {
+    crate::host::modprobe::ModprobeConf::read(root)
 }
 
 pub(crate) fn gather(root: &HostRoot) -> Facts {
+    let modprobe = read_modprobe(root);
     let cpuinfo = root.read_proc("cpuinfo").ok().flatten().unwrap_or_default();
     let field = |name: &str| {
         cpuinfo.lines().find_map(|l| {
@@ -143,7 +122,8 @@ pub(crate) fn gather(root: &HostRoot) -> Facts {
         interrupts: root.read_proc("interrupts").ok().flatten(),
         iomem: root.read_proc("iomem").ok().flatten(),
         allow_unsafe,
-        modprobe: read_modprobe(root),
+        modprobe: modprobe.lines,
+        modprobe_unreadable: modprobe.unreadable,
         boot: bootloader::detect(root),
         klog: crate::host::kmsg::read(root),
     }

@@ -201,6 +201,18 @@ pub(super) fn check_stale_driver(root: &HostRoot, f: &Facts) -> Check {
             }
         }
     }
+    if problems.is_empty() && !f.modprobe_unreadable.is_empty() {
+        // Fail closed: an unreadable modprobe.d file may hold the blacklist that matters.
+        return warn(
+            id,
+            false,
+            format!(
+                "cannot tell whether a device sits on a driver the configuration blacklists: {}",
+                f.modprobe_unreadable.join("; ")
+            ),
+            "make those files readable (run as root) and check again",
+        );
+    }
     if problems.is_empty() {
         return ok(
             id,
@@ -217,7 +229,8 @@ pub(super) fn check_stale_driver(root: &HostRoot, f: &Facts) -> Check {
         ));
     } else {
         fix.push(format!(
-            "make vfio-pci load first: softdep <driver> pre: vfio-pci in /etc/modprobe.d/vfio.conf, then {}",
+            "make vfio-pci load first: `vfiotool persist <address>` writes softdep <driver> pre: vfio-pci into {}, then {}",
+            crate::config::persist::MODPROBE_CONF,
             rebuild_command(root)
         ));
     }
@@ -320,6 +333,6 @@ pub(super) fn check_blacklist_lines(root: &HostRoot, f: &Facts) -> Check {
             format!("{seen} blacklist line(s), each names a module and takes nothing the host uses"),
         );
     }
-    fixes.dedup();
+    crate::host::check::unique(&mut fixes);
     warn(id, false, problems.join("; "), fixes.join("\n"))
 }

@@ -25,7 +25,8 @@ use serde::Serialize;
 use crate::host::bootloader::BootLoader;
 use crate::host::HostRoot;
 use crate::pci::groups::Groups;
-use crate::vfio::ioctl::{VfioOps, GROUP_FLAGS_VIABLE, TYPE1V2_IOMMU, TYPE1_IOMMU};
+use crate::vfio::attach::{self, AttachError, AttachFacts, Backend};
+use crate::vfio::ioctl::VfioOps;
 
 use display::*;
 use facts::gather;
@@ -97,42 +98,36 @@ pub fn probe_set_iommu<V: VfioOps>(ops: &V, dev_vfio: &std::path::Path, groups: 
         return IrProbe::NotTested("no group bound to vfio-pci".into());
     };
     let group = g.group;
-    let container = match ops.open(&dev_vfio.join("vfio")) {
-        Ok(c) => c,
-        Err(e) => return IrProbe::NotTested(format!("{}: {e}", dev_vfio.join("vfio").display())),
-    };
-    let group_path = dev_vfio.join(group.to_string());
-    let gfd = match ops.open(&group_path) {
-        Ok(f) => f,
-        Err(e) if e.raw_os_error() == Some(nix::libc::EBUSY) => {
-            return IrProbe::NotTested(format!("group {group} is in use (a VM holds it)"))
-        }
-        Err(e) => return IrProbe::NotTested(format!("{}: {e}", group_path.display())),
-    };
-    match ops.group_status(&gfd) {
-        Ok(flags) if flags & GROUP_FLAGS_VIABLE == 0 => {
-            return IrProbe::NotTested(format!("group {group} is not viable"))
-        }
-        Ok(_) => {}
-        Err(e) => return IrProbe::NotTested(format!("group {group}: VFIO_GROUP_GET_STATUS: {e}")),
-    }
-    if let Err(e) = ops.set_container(&gfd, &container) {
-        return IrProbe::Refused {
-            group,
-            error: format!("VFIO_GROUP_SET_CONTAINER: {e}"),
-        };
-    }
-    let iommu_type = if ops.check_extension(&container, TYPE1V2_IOMMU).unwrap_or(false) {
-        TYPE1V2_IOMMU
-    } else {
-        TYPE1_IOMMU
-    };
-    match ops.set_iommu(&container, iommu_type) {
-        Ok(()) => IrProbe::Passed { group },
-        Err(e) => IrProbe::Refused {
-            group,
-            error: format!("VFIO_SET_IOMMU: {e}"),
+    // The one attach sequence (bind's proof uses it too): only a refusal at SET_CONTAINER or
+    // SET_IOMMU is a finding; a step before it means the test could not run.
+    let mut facts = AttachFacts::default();
+    let mut steps = Vec::new();
+    match attach::attach(ops, Backend::Legacy, dev_vfio, group, &mut facts, &mut steps) {
+        Ok(_) => IrProbe::Passed { group },
+        Err(e) => match e {
+            AttachError::SetContainer { .. } | AttachError::SetIommu { .. } => IrProbe::Refused {
+                group,
+                error: format!("{}: {}", e.step().name(), source_text(&e)),
+            },
+            AttachError::OpenGroup { ref source, .. } if source.raw_os_error() == Some(nix::libc::EBUSY) => {
+                IrProbe::NotTested(format!("group {group} is in use (a VM holds it)"))
+            }
+            AttachError::NotViable { .. } => IrProbe::NotTested(format!("group {group} is not viable")),
+            AttachError::OpenContainer { .. }
+            | AttachError::ApiVersion { .. }
+            | AttachError::NoType1
+            | AttachError::OpenGroup { .. }
+            | AttachError::GroupStatus { .. } => IrProbe::NotTested(format!("group {group}: {e}")),
         },
+    }
+}
+
+/// The kernel's error of a failed call, without the advice `AttachError` adds (check words its
+/// own finding and fix).
+fn source_text(e: &AttachError) -> String {
+    match e {
+        AttachError::SetContainer { source, .. } | AttachError::SetIommu { source, .. } => source.to_string(),
+        other => other.to_string(),
     }
 }
 
@@ -223,4 +218,11 @@ pub fn run_with(root: &HostRoot, probe: Option<ProbeFn>) -> CheckReport {
         bootloader: f.boot.clone(),
         checks,
     }
+}
+
+/// Drop repeated entries, keeping the first of each in place (`Vec::dedup` only drops
+/// adjacent repeats, so the same fix reached from two devices was printed twice).
+pub(crate) fn unique(items: &mut Vec<String>) {
+    let mut seen = std::collections::BTreeSet::new();
+    items.retain(|i| seen.insert(i.clone()));
 }

@@ -162,7 +162,9 @@ pub(super) fn check_vfio_pci_options(f: &Facts) -> Check {
                         dev.address
                     ));
                     fixes.push(format!(
-                        "load vfio-pci before {drv}: add 'softdep {drv} pre: vfio-pci' to /etc/modprobe.d/vfio.conf and rebuild the initramfs"
+                        "load vfio-pci before {drv}: `vfiotool persist {}` writes 'softdep {drv} pre: vfio-pci' into {} and the initramfs hook; then rebuild the initramfs",
+                        dev.address,
+                        crate::config::persist::MODPROBE_CONF
                     ));
                 }
             }
@@ -192,7 +194,7 @@ pub(super) fn check_vfio_pci_options(f: &Facts) -> Check {
     if problems.is_empty() {
         ok(id, false, message)
     } else {
-        fixes.dedup();
+        crate::host::check::unique(&mut fixes);
         if fixes.is_empty() {
             fixes.push("correct the ids= list in the file named above".into());
         }
@@ -205,26 +207,7 @@ pub(super) fn check_vfio_pci_options(f: &Facts) -> Check {
     }
 }
 
-const GPU_DRIVERS: [&str; 9] = [
-    "nouveau",
-    "nvidia",
-    "nvidia_drm",
-    "nvidiafb",
-    "amdgpu",
-    "radeon",
-    "i915",
-    "xe",
-    "snd_hda_intel",
-];
-
-fn vendor_drivers(vendor: u16) -> &'static [&'static str] {
-    match vendor {
-        0x10de => &["nouveau", "nvidia", "nvidia_drm", "nvidiafb"],
-        0x1002 => &["amdgpu", "radeon"],
-        0x8086 => &["i915", "xe"],
-        _ => &[],
-    }
-}
+use crate::pci::drivers::{gpu_drivers as vendor_drivers, is_gpu_driver};
 
 pub(super) fn check_blacklist(f: &Facts) -> Check {
     let id = "blacklist";
@@ -236,16 +219,12 @@ pub(super) fn check_blacklist(f: &Facts) -> Check {
             ["install", m, cmd, ..] if cmd.ends_with("/false") || cmd.ends_with("/true") => Some(norm(m)),
             _ => None,
         };
-        if let Some(m) = m.filter(|m| GPU_DRIVERS.contains(&m.as_str())) {
+        if let Some(m) = m.filter(|m| is_gpu_driver(m)) {
             found.entry(m).or_insert_with(|| l.file.clone());
         }
     }
     if let Some(v) = f.arg_value("modprobe.blacklist") {
-        for m in v
-            .split(',')
-            .map(norm)
-            .filter(|m| GPU_DRIVERS.contains(&m.as_str()))
-        {
+        for m in v.split(',').map(norm).filter(|m| is_gpu_driver(m)) {
             found.entry(m).or_insert_with(|| "/proc/cmdline".into());
         }
     }

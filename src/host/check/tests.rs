@@ -14,7 +14,7 @@ fn versions_and_ids() {
 }
 
 use crate::pci::address::PciAddress;
-use crate::vfio::ioctl::{DeviceInfo, RegionInfo};
+use crate::vfio::ioctl::{DeviceInfo, RegionInfo, GROUP_FLAGS_VIABLE, TYPE1V2_IOMMU};
 use std::cell::RefCell;
 use std::io;
 use std::path::Path;

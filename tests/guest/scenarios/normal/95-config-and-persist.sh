@@ -26,6 +26,7 @@ expect_out "Input/output error"
 expect_out "OVMF assumed"
 expect_out "pass - -rom gpu.rom"
 expect_out "<os firmware='efi'>"
+cat $SYS/$X/rom >/dev/null 2>&1 && fail "the rom attribute is still enabled after config failed to read it"
 
 vt config 00:07.0 --for libvirt --firmware ovmf
 expect_rc 0

@@ -1,0 +1,278 @@
+//! Applying a bind to one device through the executor (`exec.rs`): record first, then
+//! driver_override, unbind (timed, in a child process), drivers_probe and a re-read; the
+//! helpers that describe a write still blocked in the kernel and keep its group locked.
+
+use crate::vfio::{Action, Outcome};
+use std::fs;
+use std::time::Duration;
+
+use super::bind::VFIO_PCI;
+use super::exec::Executor;
+use super::host::{Host, WriteError};
+use super::report::{BindOptions, Target};
+use super::state::{self, Record};
+use super::{lock, Step};
+use crate::pci::address::PciAddress;
+
+/// A device is back but its record stayed: say so (a later `unbind` would act on it again).
+pub(crate) fn record_left(addr: &PciAddress, e: crate::error::Error) -> String {
+    format!(
+        "{addr} is back on its original driver, but its bind record could not be removed ({}); remove it by hand",
+        e.message
+    )
+}
+
+/// Leave the group locks to the abandoned writer: dropping a guard would unlock the shared lock
+/// (flock belongs to the open file, which the writer child shares), so the guards are leaked and
+/// the lock ends when the last process holding the file (the writer) exits.
+pub(crate) fn keep_locked(locks: Vec<lock::GroupLock>) {
+    std::mem::forget(locks);
+}
+
+/// Each target's driver and override after the run, except a blocked device's: reading its
+/// driver_override would block on the device lock a running remove() holds.
+pub(crate) fn read_after(host: &Host, targets: &mut [Target], blocked: Option<PciAddress>) {
+    for t in targets.iter_mut() {
+        t.blocked = Some(t.address) == blocked;
+        if t.blocked {
+            t.driver_after = None;
+            t.override_after = None;
+            continue;
+        }
+        t.driver_after = host.driver(&t.address);
+        t.override_after = host.driver_override(&t.address);
+    }
+}
+
+/// Why a step on one device did not finish.
+#[derive(Debug)]
+pub(crate) enum DevError {
+    /// It failed; the device can still be read and written.
+    Failed(String),
+    /// A write is still blocked in the kernel (a driver's remove() or probe runs): the kernel
+    /// holds the device lock, so any read or write of the device's attributes would block too.
+    /// `pid` is the writer process that goes on with it.
+    Blocked(String, u32),
+}
+
+impl DevError {
+    pub(crate) fn message(self) -> String {
+        match self {
+            DevError::Failed(m) | DevError::Blocked(m, _) => m,
+        }
+    }
+}
+
+/// One sysfs write about `addr` through the executor (a dry run records it as `planned`).
+pub(crate) fn write_step(
+    exec: &Executor,
+    addr: &PciAddress,
+    steps: &mut Vec<Step>,
+    path: std::path::PathBuf,
+    value: &str,
+    timeout: Duration,
+) -> Result<(), DevError> {
+    let shown = path.display().to_string();
+    match exec.write(addr, &path, value, timeout) {
+        Ok(()) => {
+            steps.push(Step::write(shown, value, exec.done(), None));
+            Ok(())
+        }
+        Err(WriteError::TimedOut { after, pid }) => {
+            steps.push(Step::write(
+                shown.clone(),
+                value,
+                Outcome::Failed,
+                Some(format!("still blocked after {} s", after.as_secs_f32())),
+            ));
+            Err(DevError::Blocked(
+                format!(
+                    "the write of {:?} to {shown} is still blocked after {} s (process {pid} goes on with it)",
+                    value.trim_end(),
+                    after.as_secs_f32()
+                ),
+                pid,
+            ))
+        }
+        Err(e) => {
+            steps.push(Step::write(
+                shown.clone(),
+                value,
+                Outcome::Failed,
+                Some(e.to_string()),
+            ));
+            Err(DevError::Failed(format!(
+                "write {:?} to {shown}: {e}",
+                value.trim_end()
+            )))
+        }
+    }
+}
+
+/// What holds `addr` while a write to its driver's unbind blocks: the driver itself (its
+/// remove() runs in the kernel) and any process /proc shows with the device open.
+pub(crate) fn holders_text(host: &Host, addr: &PciAddress, driver: &str) -> String {
+    let holders = host.likely_holders(addr);
+    format!(
+        "{driver}'s remove() has not returned (the kernel holds {addr}'s device lock until it does); \
+         likely holders in /proc: {}",
+        if holders.is_empty() {
+            "none found (a kernel user such as a display server, nvidia-persistenced, or the driver \
+             itself waiting for its hardware?)"
+                .to_string()
+        } else {
+            holders.join(", ")
+        }
+    )
+}
+
+/// Keep other vfiotool runs off the device's group while the abandoned write is in flight: the
+/// writer child inherited the lock, so the group stays locked; name it in the lock file.
+pub(crate) fn note_lock_holder(host: &Host, addr: &PciAddress, pid: u32) {
+    let group = host
+        .iommu_group(addr)
+        .map_or_else(|| "none".to_string(), |g| g.to_string());
+    let _ = fs::write(
+        host.path("/run/vfiotool").join(format!("group-{group}.lock")),
+        format!("{pid}, a write to {addr} still blocked in the kernel\n"),
+    );
+}
+
+/// What `t` must get back. The device is not on vfio-pci, so normally what it has now; but a
+/// record of an earlier run is kept when the device is still in that run's half-way state
+/// (driver_override vfio-pci and no driver: a bind killed in the middle, or one whose unbind
+/// stayed blocked in the kernel), or the original driver would be forgotten.
+pub(crate) fn origin(host: &Host, t: &Target) -> (Record, bool) {
+    let halfway = t.override_before.as_deref() == Some(VFIO_PCI) && t.driver_before.is_none();
+    if halfway {
+        if let Ok(Some(old)) = state::load(host, &t.address) {
+            return (old, true);
+        }
+    }
+    (
+        Record {
+            schema: state::RECORD_SCHEMA.into(),
+            address: t.address.to_string(),
+            driver: t.driver_before.clone(),
+            driver_override: t.override_before.clone(),
+        },
+        false,
+    )
+}
+
+pub(crate) fn bind_one(
+    exec: &Executor,
+    t: &Target,
+    rec: &(Record, bool),
+    opts: &BindOptions,
+    steps: &mut Vec<Step>,
+) -> Result<(), DevError> {
+    let host = exec.host();
+    let a = t.address;
+    let dir = host.device_dir(&a);
+    let record = state::path(host, &a);
+    {
+        let (rec, kept) = rec;
+        if !exec.dry_run() {
+            state::save(host, rec).map_err(|e| DevError::Failed(e.message))?;
+        }
+        steps.push(Step::other(
+            Action::Record,
+            record.display().to_string(),
+            exec.done(),
+            Some(format!(
+                "driver {}, override {}{}",
+                rec.driver.as_deref().unwrap_or("none"),
+                rec.driver_override.as_deref().unwrap_or("none"),
+                if *kept {
+                    " (kept from an earlier run that stopped half-way)"
+                } else {
+                    ""
+                }
+            )),
+        ));
+    }
+    let locked = |m: String| {
+        format!(
+            "{m}: {a} is locked in the kernel (a driver's probe or remove() is running, see `dmesg`), \
+             so vfiotool stopped touching it; its original driver is recorded in {}; once the kernel \
+             lets go, run `vfiotool unbind {a}` to give it back or `vfiotool bind {a}` to finish",
+            record.display()
+        )
+    };
+    write_step(
+        exec,
+        &a,
+        steps,
+        dir.join("driver_override"),
+        VFIO_PCI,
+        opts.timeout,
+    )
+    .map_err(|e| match e {
+        DevError::Blocked(m, pid) => DevError::Blocked(locked(m), pid),
+        other => other,
+    })?;
+    if let Some(d) = &t.driver_before {
+        write_step(
+            exec,
+            &a,
+            steps,
+            dir.join("driver/unbind"),
+            &a.to_string(),
+            opts.timeout,
+        )
+        .map_err(|e| match e {
+            DevError::Blocked(m, pid) => DevError::Blocked(
+                format!(
+                    "unbinding {a} from {d}: {m}: {}. vfiotool stopped touching {a}: it has no driver \
+                 now, and once remove() returns it stays so: no driver and driver_override vfio-pci \
+                 (IOMMU group locked against other vfiotool runs until then). Its original driver is \
+                 recorded in {}. When {d} lets go (see `dmesg`), run `vfiotool bind {a}` to finish \
+                 the bind, or `vfiotool unbind {a}` to give it back to {d}",
+                    holders_text(host, &a, d),
+                    record.display()
+                ),
+                pid,
+            ),
+            DevError::Failed(m) => DevError::Failed(format!("unbinding {a} from {d}: {m}")),
+        })?;
+    }
+    write_step(
+        exec,
+        &a,
+        steps,
+        host.sysfs().drivers_probe(),
+        &a.to_string(),
+        opts.timeout,
+    )
+    .map_err(|e| match e {
+        DevError::Blocked(m, pid) => DevError::Blocked(locked(m), pid),
+        other => other,
+    })?;
+    let now = exec.driver(&a);
+    if now.as_deref() == Some(VFIO_PCI) {
+        steps.push(Step::other(
+            Action::Check,
+            dir.join("driver").display().to_string(),
+            exec.done(),
+            Some("vfio-pci".into()),
+        ));
+        Ok(())
+    } else {
+        let got = now.unwrap_or_else(|| "no driver".into());
+        steps.push(Step::other(
+            Action::Check,
+            dir.join("driver").display().to_string(),
+            Outcome::Failed,
+            Some(got.clone()),
+        ));
+        let hint = if host.iommu_group(&a).is_none() {
+            " (the device has no IOMMU group: enable the IOMMU, e.g. intel_iommu=on)"
+        } else {
+            " (see `dmesg | tail` for the probe error)"
+        };
+        Err(DevError::Failed(format!(
+            "vfio-pci did not bind {a}: it is on {got} after drivers_probe{hint}"
+        )))
+    }
+}
