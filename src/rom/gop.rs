@@ -28,7 +28,8 @@ pub const fn guid_bytes(d1: u32, d2: u16, d3: u16, d4: [u8; 8]) -> [u8; 16] {
 }
 
 pub fn contains(haystack: &[u8], needle: &[u8]) -> bool {
-    !needle.is_empty() && haystack.windows(needle.len()).any(|w| w == needle)
+    // memchr's SIMD substring search: the byte-by-byte window compare was 81% of `rom parse`.
+    !needle.is_empty() && memchr::memmem::find(haystack, needle).is_some()
 }
 
 /// The version string AMD GOP drivers carry ("AMD GOP X64 Release Driver Rev.1.65.0.15.50.Sep

@@ -7,6 +7,7 @@
 //! `rom dump` all read a ROM through it.
 
 pub mod chain;
+pub mod compress;
 pub mod decompress;
 pub mod efi;
 pub mod gop;
