@@ -49,7 +49,10 @@ fn main() -> ExitCode {
             }
         };
         if let Some(dir) = &out_dir {
-            let name = std::path::Path::new(path).file_name().unwrap_or_default().to_string_lossy();
+            let name = std::path::Path::new(path)
+                .file_name()
+                .unwrap_or_default()
+                .to_string_lossy();
             if let Err(e) = std::fs::write(dir.join(format!("{name}.ours")), &stream) {
                 eprintln!("compress_bench: {}: {e}", dir.display());
                 return ExitCode::FAILURE;
@@ -63,7 +66,12 @@ fn main() -> ExitCode {
             })
             .collect();
         times.sort_by(f64::total_cmp);
-        println!("{path}\t{}\t{}\t{:.9}", input.len(), stream.len(), times[times.len() / 2]);
+        println!(
+            "{path}\t{}\t{}\t{:.9}",
+            input.len(),
+            stream.len(),
+            times[times.len() / 2]
+        );
     }
     ExitCode::SUCCESS
 }
