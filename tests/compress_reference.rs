@@ -44,7 +44,7 @@ fn ipxe_drivers() -> Vec<(String, Vec<u8>)> {
         let a = vfiotool::rom::analyze(&rom).unwrap();
         for i in a.images.iter().filter(|i| i.efi.is_some()) {
             let img = &rom[i.offset..i.offset + i.length];
-            let pe = vfiotool::rom::efi::driver_bytes(img).unwrap();
+            let pe = vfiotool::rom::efi::driver_bytes(img).unwrap().into_owned();
             out.push((format!("ipxe-{}", name.trim_end_matches(".rom")), pe));
         }
     }
@@ -79,7 +79,7 @@ fn real_drivers() -> Vec<(String, Vec<u8>)> {
         for i in a.images.iter().filter(|i| i.efi.is_some() && !i.truncated) {
             if let Ok(pe) = vfiotool::rom::efi::driver_bytes(&rom[i.offset..i.offset + i.length]) {
                 let stem = path.file_stem().unwrap().to_string_lossy();
-                out.push((format!("real-{stem}-{}", i.index), pe));
+                out.push((format!("real-{stem}-{}", i.index), pe.into_owned()));
             }
         }
     }

@@ -276,7 +276,7 @@ fn existing(kind: PartKind, name: &str, mut bytes: Vec<u8>) -> Result<Placed, Bu
     let (driver, machine, subsystem, compressed) = if p.code_type == 0x03 {
         let r = Reader::new(&bytes);
         (
-            efi::driver_bytes(&bytes).ok(),
+            efi::driver_bytes(&bytes).ok().map(|d| d.into_owned()),
             r.u16("EFI.machine", 0x0A).ok(),
             r.u16("EFI.subsystem", 0x08).ok(),
             r.u16("EFI.compression_type", 0x0C).ok().map(|c| c == 1),

@@ -117,7 +117,7 @@ pub fn extract(bytes: &[u8], input: &str) -> Result<(Manifest, Vec<OutFile>, Rom
                     let size = driver.len();
                     files.push(OutFile {
                         name: name.clone(),
-                        bytes: driver,
+                        bytes: driver.into_owned(),
                     });
                     (Some(name), Some(size), None)
                 }
