@@ -35,7 +35,6 @@ const MAX_CODE_LEN: u8 = 16;
 const BLOCK_SYMBOLS: usize = 0xFFF0;
 
 const HASH_BITS: u32 = 15;
-const HASH_SIZE: usize = 1 << HASH_BITS;
 /// How many earlier positions a match search visits at most.
 const MAX_CHAIN: usize = 512;
 /// A match this long is taken at once, without looking one position ahead.
@@ -126,16 +125,21 @@ struct Matcher<'a> {
     data: &'a [u8],
     head: Vec<u32>,
     prev: Vec<u32>,
+    shift: u32,
     inserted: usize,
 }
 
 impl<'a> Matcher<'a> {
     fn new(data: &'a [u8]) -> Self {
+        // Small inputs get small tables: zeroing 160 KiB dominated compressing a short driver.
+        // The chain array never needs more slots than there are positions.
+        let hash_bits = (usize::BITS - data.len().leading_zeros()).clamp(8, HASH_BITS);
         Matcher {
             data,
             // Positions are stored plus one, so 0 means "none".
-            head: vec![0; HASH_SIZE],
-            prev: vec![0; WINDOW],
+            head: vec![0; 1 << hash_bits],
+            prev: vec![0; data.len().next_power_of_two().clamp(1, WINDOW)],
+            shift: 32 - hash_bits,
             inserted: 0,
         }
     }
@@ -143,7 +147,7 @@ impl<'a> Matcher<'a> {
     fn hash(&self, i: usize) -> usize {
         let d = self.data;
         let v = u32::from(d[i]) | u32::from(d[i + 1]) << 8 | u32::from(d[i + 2]) << 16;
-        (v.wrapping_mul(0x9E37_79B1) >> (32 - HASH_BITS)) as usize
+        (v.wrapping_mul(0x9E37_79B1) >> self.shift) as usize
     }
 
     fn insert_to(&mut self, end: usize) {
@@ -152,7 +156,8 @@ impl<'a> Matcher<'a> {
         while self.inserted < end {
             let i = self.inserted;
             let h = self.hash(i);
-            self.prev[i % WINDOW] = self.head[h];
+            let slot = i & (self.prev.len() - 1);
+            self.prev[slot] = self.head[h];
             self.head[h] = (i + 1) as u32;
             self.inserted += 1;
         }
@@ -186,7 +191,7 @@ impl<'a> Matcher<'a> {
                     }
                 }
             }
-            let next = self.prev[c % WINDOW] as usize;
+            let next = self.prev[c & (self.prev.len() - 1)] as usize;
             // An older slot overwritten by a newer position ends the chain.
             if next >= cand {
                 break;
