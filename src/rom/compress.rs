@@ -29,10 +29,12 @@ const MIN_MATCH: usize = 3;
 const MAX_MATCH: usize = 256;
 const WINDOW: usize = 1 << 13;
 const MAX_CODE_LEN: u8 = 16;
-/// Symbols per block, just under the 16-bit count's limit: measured on the iPXE drivers, text and
-/// random data, bigger blocks always came out smaller (0x4000: +0.2%, 0x2000: +0.4%), the
-/// tables cost more than the code adapts.
+/// Symbols per block at most, just under the 16-bit count's limit; [`send_split`] cuts a block in
+/// halves where that comes out smaller.
 const BLOCK_SYMBOLS: usize = 0xFFF0;
+
+/// Blocks are not split below this many symbols.
+const MIN_SPLIT: usize = 1024;
 
 const HASH_BITS: u32 = 15;
 /// How many earlier positions a match search visits at most.
@@ -53,7 +55,7 @@ pub fn compress(input: &[u8]) -> Result<Vec<u8>, CompressError> {
     let mut w = BitWriter::with_capacity(input.len() / 2 + 64);
     // The header is patched once the compressed size is known.
     w.out.extend_from_slice(&[0; 8]);
-    let mut block = Vec::with_capacity(BLOCK_SYMBOLS);
+    let mut block = Vec::with_capacity(input.len() / 2 + 16);
     let mut m = Matcher::new(input);
     let mut i = 0;
     let mut cur = m.find(i);
@@ -78,13 +80,9 @@ pub fn compress(input: &[u8]) -> Result<Vec<u8>, CompressError> {
                 cur = m.find(i);
             }
         }
-        if block.len() == BLOCK_SYMBOLS {
-            send_block(&mut w, &block);
-            block.clear();
-        }
     }
-    if !block.is_empty() {
-        send_block(&mut w, &block);
+    for chunk in block.chunks(BLOCK_SYMBOLS) {
+        send_split(&mut w, chunk);
     }
     w.flush();
     let mut out = w.out;
@@ -410,7 +408,52 @@ fn write_pt_len(w: &mut BitWriter, len: &[u8], nbit: u32, special: Option<usize>
     }
 }
 
-fn send_block(w: &mut BitWriter, block: &[Symbol]) {
+/// Sends `block` whole, or as two halves (each split again the same way) when that is smaller:
+/// data whose statistics change along the way (code, then tables, then strings) gains from its
+/// own codes per part, uniform data from one set of tables.
+fn send_split(w: &mut BitWriter, block: &[Symbol]) {
+    if block.len() >= 2 * MIN_SPLIT {
+        // The best of three cut points, against sending it whole.
+        let whole = block_bits(block);
+        let best = [block.len() / 4, block.len() / 2, block.len() * 3 / 4]
+            .into_iter()
+            .filter(|&cut| cut >= MIN_SPLIT / 2 && block.len() - cut >= MIN_SPLIT / 2)
+            .map(|cut| (block_bits(&block[..cut]) + block_bits(&block[cut..]), cut))
+            .min();
+        if let Some((_, cut)) = best.filter(|&(bits, _)| bits < whole) {
+            let (left, right) = block.split_at(cut);
+            send_split(w, left);
+            send_split(w, right);
+            return;
+        }
+    }
+    send_block(w, block);
+}
+
+/// The exact size in bits of `block` sent as one block: its tables, written to a scratch
+/// writer, plus each symbol's code length (and extra position bits) times its frequency.
+fn block_bits(block: &[Symbol]) -> usize {
+    let (cfreq, pfreq) = frequencies(block);
+    let mut w = BitWriter::with_capacity(1024);
+    w.put(16, 0);
+    let (c, p) = write_tables(&mut w, &cfreq, &pfreq);
+    let mut bits = w.out.len() * 8 + w.bits as usize;
+    if let Some(c) = &c {
+        bits += cfreq
+            .iter()
+            .zip(&c.len)
+            .map(|(&f, &l)| f as usize * usize::from(l))
+            .sum::<usize>();
+    }
+    for (class, &f) in pfreq.iter().enumerate() {
+        let code = p.as_ref().map_or(0, |p| usize::from(p.len[class]));
+        bits += f as usize * (code + class.saturating_sub(1));
+    }
+    bits
+}
+
+/// Symbol frequencies of a block: char/length codes and position classes.
+fn frequencies(block: &[Symbol]) -> ([u32; NC], [u32; NP]) {
     let mut cfreq = [0u32; NC];
     let mut pfreq = [0u32; NP];
     for s in block {
@@ -419,8 +462,33 @@ fn send_block(w: &mut BitWriter, block: &[Symbol]) {
             pfreq[pos_class(s.pos)] += 1;
         }
     }
+    (cfreq, pfreq)
+}
+
+fn send_block(w: &mut BitWriter, block: &[Symbol]) {
+    let (cfreq, pfreq) = frequencies(block);
     w.put(16, block.len() as u32);
-    let c = match code_for(&cfreq) {
+    let (c, p) = write_tables(w, &cfreq, &pfreq);
+    for s in block {
+        if let Some(c) = &c {
+            c.put(w, usize::from(s.code));
+        }
+        if usize::from(s.code) >= 256 {
+            let class = pos_class(s.pos);
+            if let Some(p) = &p {
+                p.put(w, class);
+            }
+            if class > 1 {
+                w.put(class as u32 - 1, u32::from(s.pos));
+            }
+        }
+    }
+}
+
+/// Builds the block's codes and writes its three tables; `None` for a one-symbol table (whose
+/// symbol is coded in zero bits).
+fn write_tables(w: &mut BitWriter, cfreq: &[u32; NC], pfreq: &[u32; NP]) -> (Option<Code>, Option<Code>) {
+    let c = match code_for(cfreq) {
         Ok(c) => {
             let clen = trimmed(&c.len);
             let mut tfreq = [0u32; NT];
@@ -452,7 +520,7 @@ fn send_block(w: &mut BitWriter, block: &[Symbol]) {
             None
         }
     };
-    let p = match code_for(&pfreq) {
+    let p = match code_for(pfreq) {
         Ok(p) => {
             write_pt_len(w, &p.len, PBIT, None);
             Some(p)
@@ -463,20 +531,7 @@ fn send_block(w: &mut BitWriter, block: &[Symbol]) {
             None
         }
     };
-    for s in block {
-        if let Some(c) = &c {
-            c.put(w, usize::from(s.code));
-        }
-        if usize::from(s.code) >= 256 {
-            let class = pos_class(s.pos);
-            if let Some(p) = &p {
-                p.put(w, class);
-            }
-            if class > 1 {
-                w.put(class as u32 - 1, u32::from(s.pos));
-            }
-        }
-    }
+    (c, p)
 }
 
 /// The position class: the bit length of the position value (0 for 0).
