@@ -7,7 +7,9 @@ use libfuzzer_sys::fuzz_target;
 use vfiotool::rom::build::{build, BuildRequest, Part, PartKind};
 
 fuzz_target!(|data: &[u8]| {
-    let Some((&flags, rest)) = data.split_first() else { return };
+    let Some((&flags, rest)) = data.split_first() else {
+        return;
+    };
     let mut chunks: Vec<&[u8]> = Vec::new();
     let mut start = 0;
     let mut i = 0;
@@ -40,7 +42,8 @@ fuzz_target!(|data: &[u8]| {
             1 => PartKind::Image,
             _ => PartKind::Efi,
         };
-        req.parts.push(Part::new(kind, format!("part{k}"), chunk.to_vec()));
+        req.parts
+            .push(Part::new(kind, format!("part{k}"), chunk.to_vec()));
     }
     if let Ok(built) = build(&req) {
         assert_eq!(built.analysis.reachable().count(), built.images.len());
