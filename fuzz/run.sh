@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs each fuzz target for a given number of seconds and prints its execution count.
 #
-#   fuzz/run.sh [SECONDS] [TARGET...]      (default: 60 seconds, targets decompress rom_analyze)
+#   fuzz/run.sh [SECONDS] [TARGET...]      (default: 60 seconds, every target)
 #
 # Needs cargo-fuzz (`cargo install cargo-fuzz`). The toolchain is stable, so RUSTC_BOOTSTRAP=1
 # lets cargo-fuzz pass its nightly-only sanitizer flags. Crashes land in fuzz/artifacts/TARGET/;
@@ -11,7 +11,7 @@ cd "$(dirname "$0")"
 seconds="${1:-60}"
 shift || true
 targets=("$@")
-[ "${#targets[@]}" -gt 0 ] || targets=(decompress rom_analyze)
+[ "${#targets[@]}" -gt 0 ] || targets=(decompress rom_analyze rom_extract rom_build compress_roundtrip)
 export RUSTC_BOOTSTRAP=1
 
 if ! cargo fuzz --version >/dev/null 2>&1; then
@@ -34,6 +34,33 @@ for i, s in enumerate(samples):
     open(os.path.join(out, f"tiano-{i}"), "wb").write(b"\x01" + c.TianoCompress(s, len(s)))
 PY
 fi
+
+# Seed extract and build with the generated samples (project-made, not third-party firmware):
+# rom_build inputs are a flags byte, then parts cut at "|~|": here a base ROM and the driver
+# taken out of a sample's EFI image.
+for t in rom_extract rom_build; do
+  mkdir -p "corpus/$t"
+  [ -n "$(ls -A "corpus/$t")" ] && continue
+  if [ "$t" = rom_extract ]; then
+    cp ../rom-samples/*.rom corpus/rom_extract/ 2>/dev/null || true
+  else
+    python3 - corpus/rom_build <<'PY' || true
+import os, sys
+out = sys.argv[1]
+base = open("../rom-samples/x86-only.rom", "rb").read()
+rom = open("../rom-samples/x86-efi-gop.rom", "rb").read()
+at = 0
+while at + 0x1A <= len(rom):
+    if rom[at:at + 2] == b"\x55\xaa" and rom[at + 4:at + 8] == b"\xf1\x0e\x00\x00":
+        size = int.from_bytes(rom[at + 2:at + 4], "little") * 512
+        pe = rom[at + int.from_bytes(rom[at + 0x16:at + 0x18], "little"):at + size]
+        for flags in (0x08, 0x09, 0x0F, 0x28, 0x02):
+            open(os.path.join(out, f"base-efi-{flags:02x}"), "wb").write(bytes([flags]) + base + b"|~|" + pe)
+        break
+    at += 512
+PY
+  fi
+done
 
 status=0
 for t in "${targets[@]}"; do

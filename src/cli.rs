@@ -357,6 +357,17 @@ pub enum RomCommand {
   sudo vfiotool rom dump 01:00.0 --via vfio -o gpu.rom   a device bound to vfio-pci
   sudo vfiotool rom dump 01:00.0 --json                  analyse only, write nothing")]
     Dump(RomDumpArgs),
+    /// Take a ROM apart: every image to its own file, every EFI driver to a .efi, a manifest.
+    #[command(after_help = "Examples:
+  vfiotool rom extract gpu.rom -o gpu-parts
+  vfiotool rom extract --json gpu.rom -o gpu-parts   the manifest on stdout too")]
+    Extract(RomExtractArgs),
+    /// Put a ROM together from images and EFI drivers (e.g. add a GOP driver to a legacy vBIOS).
+    #[command(after_help = "Examples:
+  vfiotool rom build --base legacy.rom --efi GopDriver.efi --compress -o gop.rom
+  vfiotool rom build --x86 vbios.rom --efi GopDriver.efi --vendor 1002 --device 67df --class 030000 -o gop.rom
+  vfiotool rom build --image 00-x86-10de-1b80.rom --image 01-efi-10de-1b80.rom -o rebuilt.rom")]
+    Build(RomBuildArgs),
 }
 
 #[derive(Debug, Args)]
@@ -472,4 +483,102 @@ pub struct RomDumpArgs {
     /// Replace an existing FILE.
     #[arg(long)]
     pub force: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RomExtractArgs {
+    /// The ROM to take apart (never modified); `-` reads standard input.
+    #[arg(value_name = "ROM")]
+    pub input: PathBuf,
+
+    /// The directory to create (atomically: it appears complete or not at all).
+    #[arg(short, long, value_name = "DIR")]
+    pub output: PathBuf,
+}
+
+/// One `--x86`/`--image`/`--efi` file with its place on the command line.
+#[derive(Debug, Clone)]
+pub struct OrderedPath {
+    /// Its position among all image arguments: `rom build` keeps the order they were given in.
+    pub seq: usize,
+    pub path: PathBuf,
+}
+
+/// clap parses values in command-line order, so a counter taken here orders the three
+/// repeatable image options among each other.
+fn ordered_path(s: &str) -> std::result::Result<OrderedPath, String> {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static SEQ: AtomicUsize = AtomicUsize::new(0);
+    if s.is_empty() {
+        return Err("empty file name".into());
+    }
+    Ok(OrderedPath {
+        seq: SEQ.fetch_add(1, Ordering::Relaxed),
+        path: PathBuf::from(s),
+    })
+}
+
+fn hex_u16(s: &str) -> std::result::Result<u16, String> {
+    u16::from_str_radix(s.trim_start_matches("0x"), 16)
+        .map_err(|e| format!("{s:?}: not a 4-digit hex id ({e})"))
+}
+
+fn hex_class(s: &str) -> std::result::Result<u32, String> {
+    match u32::from_str_radix(s.trim_start_matches("0x"), 16) {
+        Ok(v) if v <= 0xFF_FFFF => Ok(v),
+        Ok(_) => Err(format!("{s:?}: a class code is 3 bytes (e.g. 030000)")),
+        Err(e) => Err(format!("{s:?}: not a hex class code ({e})")),
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct RomBuildArgs {
+    /// Where to write the ROM (atomically; refused if it is an input).
+    #[arg(short, long, value_name = "OUT")]
+    pub output: PathBuf,
+
+    /// Start from this ROM's reachable images (e.g. a legacy-only vBIOS) and append the rest.
+    #[arg(long, value_name = "ROM")]
+    pub base: Option<PathBuf>,
+
+    /// A legacy x86 option ROM image (code type 0), in the order given. Repeatable.
+    #[arg(long = "x86", value_name = "FILE", value_parser = ordered_path)]
+    pub x86: Vec<OrderedPath>,
+
+    /// An option ROM image of any type taken as it is (e.g. a file from `rom extract`). Repeatable.
+    #[arg(long = "image", value_name = "FILE", value_parser = ordered_path)]
+    pub image: Vec<OrderedPath>,
+
+    /// An EFI driver (PE file) to wrap into an EFI image, in the order given. Repeatable.
+    #[arg(long = "efi", value_name = "FILE.efi", value_parser = ordered_path)]
+    pub efi: Vec<OrderedPath>,
+
+    /// PCI vendor id (hex) of the EFI images built from --efi (default: the first image's).
+    #[arg(long, value_name = "VVVV", value_parser = hex_u16)]
+    pub vendor: Option<u16>,
+
+    /// PCI device id (hex) of the EFI images built from --efi (default: the first image's).
+    #[arg(long, value_name = "DDDD", value_parser = hex_u16)]
+    pub device: Option<u16>,
+
+    /// PCI class code (hex, e.g. 030000) of the EFI images built from --efi (default: the first image's).
+    #[arg(long, value_name = "CCCCCC", value_parser = hex_class)]
+    pub class: Option<u32>,
+
+    /// Store EFI drivers compressed (the UEFI compression algorithm, our own encoder).
+    #[arg(long)]
+    pub compress: bool,
+
+    /// The firmware verdict the result must have (ovmf, seabios, none); default: derived from
+    /// the inputs (ovmf when an x64 GOP driver goes into a display ROM).
+    #[arg(long, value_name = "FIRMWARE", value_parser = ["ovmf", "seabios", "none"])]
+    pub expect: Option<String>,
+
+    /// Replace an existing OUT.
+    #[arg(long)]
+    pub force: bool,
+
+    /// Build and check, write nothing.
+    #[arg(long)]
+    pub dry_run: bool,
 }

@@ -34,7 +34,8 @@ pub fn read_input(path: &Path) -> Result<Vec<u8>> {
     if meta.len() > MAX_INPUT {
         return Err(too_large(path));
     }
-    let mut data = Vec::new();
+    // Sized up front: growing by doubling copied the ROM several times into fresh pages.
+    let mut data = Vec::with_capacity(meta.len() as usize + 1);
     fs::File::open(path)
         .and_then(|f| f.take(MAX_INPUT + 1).read_to_end(&mut data))
         .map_err(|e| Error::io(path, "read", &e))?;

@@ -12,7 +12,7 @@ apt_packages=(
   qemu-system-x86 qemu-system-data busybox-static cpio ipxe-qemu seabios
   hwdata pciutils
   ovmf libvirt-clients libxml2-utils
-  gcc-12 make
+  gcc-12 make binutils
 )
 missing=()
 for p in "${apt_packages[@]}"; do
@@ -32,5 +32,12 @@ if ! python3 -c 'import uefi_firmware.efi_compressor' 2>/dev/null; then
   fi
   pip_install=(python3 -m pip install --quiet --disable-pip-version-check 'uefi-firmware==1.16')
   # Debian's own python3 refuses pip installs outside a venv (PEP 668) unless told otherwise.
+  "${pip_install[@]}" 2>/dev/null || "${pip_install[@]}" --break-system-packages
+fi
+
+# pefile reads the drivers `rom extract` writes (tests/rom_extract_build.rs), beside objdump.
+if ! python3 -c 'import pefile' 2>/dev/null; then
+  echo "install-deps: pip install pefile"
+  pip_install=(python3 -m pip install --quiet --disable-pip-version-check 'pefile==2024.8.26')
   "${pip_install[@]}" 2>/dev/null || "${pip_install[@]}" --break-system-packages
 fi

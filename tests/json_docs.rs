@@ -130,3 +130,46 @@ fn config_mapping_and_options_match_their_documentation() {
         .collect();
     assert_eq!(names, BTreeSet::from(["primary", "hide_kvm", "vendor_id"]));
 }
+
+#[test]
+fn extract_and_build_documents_match_their_documentation() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("x");
+    let rom = sample("x86-efi-gop-compressed.rom");
+    let o = run(&[
+        "rom",
+        "extract",
+        "--json",
+        rom.to_str().unwrap(),
+        "-o",
+        dir.to_str().unwrap(),
+    ]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let doc: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let tables = documented_tables("vfiotool.rom-extract/1");
+    let mut top = tables[0].clone();
+    top.insert("output".into());
+    assert_eq!(keys(&doc), top, "extract top level (+ output with --json)");
+    for image in doc["images"].as_array().unwrap() {
+        assert_eq!(keys(image), tables[1], "extract image");
+    }
+    let images: Vec<String> = doc["images"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| dir.join(i["file"].as_str().unwrap()).display().to_string())
+        .collect();
+    let out = tmp.path().join("b.rom");
+    let mut args = vec!["rom", "build", "--json", "-o", out.to_str().unwrap()];
+    for i in &images {
+        args.extend(["--image", i.as_str()]);
+    }
+    let o = run(&args);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let doc: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let tables = documented_tables("vfiotool.rom-build/1");
+    assert_eq!(keys(&doc), tables[0], "build top level");
+    for image in doc["images"].as_array().unwrap() {
+        assert_eq!(keys(image), tables[1], "build image");
+    }
+}

@@ -15,6 +15,7 @@ pub mod explain;
 pub mod host;
 pub mod persist;
 pub mod rom;
+pub mod rom_build;
 pub mod rom_dump;
 
 /// Run one parsed command.
@@ -23,6 +24,8 @@ pub fn run<W: Write>(command: Command, out: &mut Output<W>) -> Result<ExitKind> 
         Command::Rom(RomCommand::Parse(args)) => rom::parse(&args, out),
         Command::Rom(RomCommand::Patch(args)) => rom::patch(&args, out),
         Command::Rom(RomCommand::Dump(args)) => rom_dump::rom_dump(&args, out),
+        Command::Rom(RomCommand::Extract(args)) => rom_build::extract(&args, out),
+        Command::Rom(RomCommand::Build(args)) => rom_build::build(&args, out),
         Command::Bind(args) => bind::bind(&args, out),
         Command::Unbind(args) => bind::unbind(&args, out),
         Command::Config(args) => config::config(&args, out),

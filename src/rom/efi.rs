@@ -1,6 +1,8 @@
 //! EFI images (PCIR code type 3): the EFI image header, the driver payload (decompressed when
 //! EFI-compressed), its PE headers, and whether it is a GOP driver.
 
+use std::borrow::Cow;
+
 use serde::Serialize;
 
 use super::decompress;
@@ -67,8 +69,10 @@ pub struct EfiImage {
     pub version_string: Option<String>,
 }
 
-/// The driver bytes of an EFI image (decompressed when needed), for `rom extract` style use.
-pub fn driver_bytes(image: &[u8]) -> Result<Vec<u8>, String> {
+/// The driver bytes of an EFI image: borrowed from the image when stored uncompressed (no copy:
+/// `rom parse` reads every driver, and copying them was a visible part of its run time),
+/// decompressed otherwise.
+pub fn driver_bytes(image: &[u8]) -> Result<Cow<'_, [u8]>, String> {
     let r = Reader::new(image);
     let compression = r.u16("EFI.compression_type", 0x0C).map_err(|e| e.to_string())?;
     let pe_offset = usize::from(r.u16("EFI.pe_offset", 0x16).map_err(|e| e.to_string())?);
@@ -78,14 +82,16 @@ pub fn driver_bytes(image: &[u8]) -> Result<Vec<u8>, String> {
         format!("EFI.pe_offset at 0x16 is {pe_offset:#x}, past the end of the image data ({end:#x})")
     })?;
     match compression {
-        0 => Ok(payload.to_vec()),
-        1 => decompress::decompress(payload, MAX_DRIVER_SIZE).map_err(|e| {
-            format!(
-                "EFI decompression failed: {} at image offset {:#x}",
-                e.what,
-                pe_offset + e.offset
-            )
-        }),
+        0 => Ok(Cow::Borrowed(payload)),
+        1 => decompress::decompress(payload, MAX_DRIVER_SIZE)
+            .map(Cow::Owned)
+            .map_err(|e| {
+                format!(
+                    "EFI decompression failed: {} at image offset {:#x}",
+                    e.what,
+                    pe_offset + e.offset
+                )
+            }),
         other => Err(format!(
             "EFI.compression_type at 0x0c is {other}, not 0 (none) or 1 (EFI)"
         )),
@@ -160,7 +166,7 @@ pub fn analyse(image: &[u8], _pcir: &Pcir, npde: Option<&Npde>) -> EfiImage {
         compression_type,
         compressed: compression_type == 1,
         pe_offset,
-        driver_size: driver.as_ref().map(Vec::len),
+        driver_size: driver.as_ref().map(|d| d.len()),
         decompress_error,
         pe_ok,
         pe,

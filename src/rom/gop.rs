@@ -28,12 +28,19 @@ pub const fn guid_bytes(d1: u32, d2: u16, d3: u16, d4: [u8; 8]) -> [u8; 16] {
 }
 
 pub fn contains(haystack: &[u8], needle: &[u8]) -> bool {
-    !needle.is_empty() && haystack.windows(needle.len()).any(|w| w == needle)
+    // memchr's SIMD substring search: the byte-by-byte window compare was 81% of `rom parse`.
+    !needle.is_empty() && memchr::memmem::find(haystack, needle).is_some()
 }
 
 /// The version string AMD GOP drivers carry ("AMD GOP X64 Release Driver Rev.1.65.0.15.50.Sep
 /// 28 2017..."), stored as UTF-16LE, sometimes ASCII. Returns (the whole string, the version).
 pub fn amd_version_string(driver: &[u8]) -> Option<(String, String)> {
+    // Collecting every string of a driver costs more than the rest of `rom parse`; a driver
+    // without "Rev." in either encoding (every NVIDIA one) cannot hold the string.
+    let finder = |needle: &[u8]| memchr::memmem::find(driver, needle).is_some();
+    if !finder(b"Rev.") && !finder(b"R\0e\0v\0.\0") {
+        return None;
+    }
     let text = utf16_strings(driver)
         .into_iter()
         .chain(ascii_strings(driver))

@@ -6,9 +6,12 @@
 //! the data has a bound. [`analyze`] is the one entry point: `rom parse`, `rom patch` and
 //! `rom dump` all read a ROM through it.
 
+pub mod build;
 pub mod chain;
+pub mod compress;
 pub mod decompress;
 pub mod efi;
+pub mod extract;
 pub mod firmware;
 pub mod gop;
 pub mod identity;
