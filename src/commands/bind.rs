@@ -9,14 +9,15 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::cli::{BindArgs, DumpVia, RomDumpArgs, UnbindArgs};
+use crate::cli::{BindArgs, DumpVia, RomDumpArgs, UnbindArgs, VfioBackend};
 use crate::error::{Error, ExitKind, Result};
 use crate::fsutil;
 use crate::output::{Output, Style};
 use crate::pci::address::{AddressSpec, PciAddress};
-use crate::vfio::bind::{self as vbind, BindOptions, Report};
+use crate::vfio::bind::{self as vbind, BackendChoice, BindOptions, Report};
 use crate::vfio::host::Host;
 use crate::vfio::ioctl::Kernel;
+use crate::vfio::proof::Backend;
 use crate::vfio::romdump::{self, Via};
 use crate::vfio::signals;
 
@@ -33,6 +34,7 @@ pub fn bind<W: Write>(args: &BindArgs, out: &mut Output<W>) -> Result<ExitKind> 
         dry_run: args.dry_run,
         open_device: args.open_device,
         timeout: Duration::from_secs(args.timeout.max(1)),
+        backend: backend_choice(args.backend),
     };
     let report = vbind::bind(
         &Host::system().with_progress(out.json),
@@ -42,6 +44,14 @@ pub fn bind<W: Write>(args: &BindArgs, out: &mut Output<W>) -> Result<ExitKind> 
         &interrupted,
     );
     print_report(out, &report)
+}
+
+fn backend_choice(b: VfioBackend) -> BackendChoice {
+    match b {
+        VfioBackend::Legacy => BackendChoice::Legacy,
+        VfioBackend::Iommufd => BackendChoice::Iommufd,
+        VfioBackend::Auto => BackendChoice::Auto,
+    }
 }
 
 pub fn unbind<W: Write>(args: &UnbindArgs, out: &mut Output<W>) -> Result<ExitKind> {
@@ -143,18 +153,41 @@ fn print_human<W: Write>(out: &mut Output<W>, r: &Report) -> std::io::Result<()>
         }
     }
     for p in &r.proofs {
-        let line = if p.ok() {
-            format!(
-                "  proof: group {} viable, container set, IOMMU {} set",
+        let line = match (p.ok(), p.backend) {
+            (true, Backend::Legacy) => format!(
+                "  proof: group {} viable, container set, IOMMU {} set (backend legacy)",
                 p.group,
                 p.iommu_set.unwrap_or("?")
-            )
-        } else {
-            format!(
-                "  proof: group {} FAILED: {}",
+            ),
+            (true, Backend::Iommufd) => {
+                let devs = p
+                    .cdev
+                    .iter()
+                    .map(|c| {
+                        format!(
+                            "{} as {} (devid {}, IOAS {} -> page table {}, {} regions, ROM region {:#x})",
+                            c.address,
+                            c.cdev.as_deref().unwrap_or("?"),
+                            c.devid.unwrap_or(0),
+                            c.ioas_id.unwrap_or(0),
+                            c.hwpt_id.unwrap_or(0),
+                            c.info.map_or(0, |i| i.num_regions),
+                            c.rom_region_size.unwrap_or(0)
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join("; ");
+                format!(
+                    "  proof: group {} through iommufd (backend iommufd): {devs} bound, attached, detached",
+                    p.group
+                )
+            }
+            (false, b) => format!(
+                "  proof: group {} FAILED (backend {}): {}",
                 p.group,
+                b.name(),
                 p.error.as_deref().unwrap_or("")
-            )
+            ),
         };
         writeln!(
             out.out,
@@ -210,7 +243,10 @@ pub fn rom_dump<W: Write>(args: &RomDumpArgs, out: &mut Output<W>) -> Result<Exi
     }
     let (via, result) = match args.via {
         DumpVia::Sysfs => (Via::Sysfs, romdump::via_sysfs(&host, &addr)),
-        DumpVia::Vfio => (Via::Vfio, romdump::via_vfio(&host, &Kernel, &addr)),
+        DumpVia::Vfio => (
+            Via::Vfio,
+            romdump::via_vfio(&host, &Kernel, &addr, backend_choice(args.backend)),
+        ),
     };
     let mut dump = result.map_err(|(kind, msg)| Error::new(kind, msg))?;
     // The device is known: judge the ROM for this card (SeaBIOS's id match, GOP by its class).

@@ -18,8 +18,9 @@ use std::time::Duration;
 use serde::Serialize;
 
 use super::host::{Host, WriteError};
-use super::ioctl::VfioOps;
-use super::proof::{self, Proof};
+use super::ioctl::IommufdOps;
+use super::iommufd;
+use super::proof::{self, Backend, Proof};
 use super::signals::Interrupted;
 use super::state::{self, Record};
 use super::{lock, Step};
@@ -39,6 +40,41 @@ pub struct BindOptions {
     pub dry_run: bool,
     pub open_device: bool,
     pub timeout: Duration,
+    /// Which VFIO interface proves the groups.
+    pub backend: BackendChoice,
+}
+
+/// The `--backend` of bind and `rom dump --via vfio`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum BackendChoice {
+    Legacy,
+    Iommufd,
+    /// iommufd when the kernel has it for these devices, legacy otherwise.
+    #[default]
+    Auto,
+}
+
+impl BackendChoice {
+    /// The backend to use for `devices` (on vfio-pci by now, except in a dry run, where the
+    /// kernel's vfio-dev class stands in for the devices' own vfio-dev/ directories).
+    pub fn resolve(self, host: &Host, devices: &[PciAddress], dry_run: bool) -> Backend {
+        match self {
+            BackendChoice::Legacy => Backend::Legacy,
+            BackendChoice::Iommufd => Backend::Iommufd,
+            BackendChoice::Auto => {
+                let cdev = if dry_run {
+                    host.path("/dev/iommu").exists() && host.path("/sys/class/vfio-dev").is_dir()
+                } else {
+                    !devices.is_empty() && devices.iter().all(|d| iommufd::available(host, d))
+                };
+                if cdev {
+                    Backend::Iommufd
+                } else {
+                    Backend::Legacy
+                }
+            }
+        }
+    }
 }
 
 /// One device the command changes.
@@ -431,7 +467,7 @@ fn not_root() -> bool {
 }
 
 /// Bind what `spec` names to vfio-pci and prove its group(s).
-pub fn bind<V: VfioOps>(
+pub fn bind<V: IommufdOps>(
     host: &Host,
     ops: &V,
     spec: &AddressSpec,
@@ -518,17 +554,24 @@ pub fn bind<V: VfioOps>(
                 .filter(|t| t.iommu_group == Some(g))
                 .map(|t| t.address)
                 .collect();
+            let backend = opts.backend.resolve(host, &devs, opts.dry_run);
             if opts.dry_run {
-                r.steps.extend(proof::planned_steps(g, &devs, opts.open_device));
+                r.steps.extend(match backend {
+                    Backend::Legacy => proof::planned_steps(g, &devs, opts.open_device),
+                    Backend::Iommufd => iommufd::planned_steps(&devs),
+                });
             } else {
-                let p = proof::prove(
-                    ops,
-                    &host.path("/dev/vfio"),
-                    g,
-                    &devs,
-                    opts.open_device,
-                    &mut r.steps,
-                );
+                let p = match backend {
+                    Backend::Legacy => proof::prove(
+                        ops,
+                        &host.path("/dev/vfio"),
+                        g,
+                        &devs,
+                        opts.open_device,
+                        &mut r.steps,
+                    ),
+                    Backend::Iommufd => iommufd::prove_group(ops, host, g, &devs, &mut r.steps),
+                };
                 let err = p.error.clone();
                 r.proofs.push(p);
                 if let Some(e) = err {
@@ -1207,6 +1250,7 @@ mod tests {
             dry_run: true,
             open_device: false,
             timeout: Duration::from_secs(1),
+            backend: BackendChoice::Legacy,
         }
     }
 

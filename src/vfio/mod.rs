@@ -13,6 +13,7 @@
 pub mod bind;
 pub mod host;
 pub mod ioctl;
+pub mod iommufd;
 pub mod lock;
 pub mod proof;
 pub mod romdump;

@@ -11,10 +11,31 @@ use super::ioctl::{self, DeviceInfo, VfioOps};
 use super::Step;
 use crate::pci::address::PciAddress;
 
+/// Which kernel interface a proof went through.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Backend {
+    /// The group/container interface: `/dev/vfio/vfio` and `/dev/vfio/N`.
+    #[default]
+    Legacy,
+    /// iommufd and the device cdev: `/dev/iommu` and `/dev/vfio/devices/vfioN` (6.6+).
+    Iommufd,
+}
+
+impl Backend {
+    pub fn name(self) -> &'static str {
+        match self {
+            Backend::Legacy => "legacy",
+            Backend::Iommufd => "iommufd",
+        }
+    }
+}
+
 /// What the ioctls showed.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Proof {
     pub group: u32,
+    pub backend: Backend,
     pub api_version: Option<i32>,
     pub type1: bool,
     pub type1v2: bool,
@@ -23,8 +44,12 @@ pub struct Proof {
     pub container_set: bool,
     pub iommu_set: Option<&'static str>,
     pub devices: Vec<DeviceProof>,
+    /// The iommufd backend's per-device results (empty for the legacy backend).
+    pub cdev: Vec<super::iommufd::CdevProof>,
     /// Why the proof stopped, when it did.
     pub error: Option<String>,
+    /// The iommufd backend's failed step, with the causes found (None for the legacy backend).
+    pub cdev_error: Option<super::iommufd::CdevError>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -328,6 +353,8 @@ pub(crate) mod fake {
         pub rom: Vec<u8>,
         pub rom_region: u64,
         pub calls: RefCell<Vec<String>>,
+        /// errno of VFIO_DEVICE_BIND_IOMMUFD (None: it works).
+        pub bind_iommufd_errno: Option<i32>,
     }
 
     impl VfioOps for FakeVfio {
@@ -389,6 +416,38 @@ pub(crate) mod fake {
             buf[..end - start].copy_from_slice(&self.rom[start..end]);
             Ok(end - start)
         }
+    }
+}
+
+#[cfg(test)]
+impl fake::FakeVfio {
+    /// The major:minor the fake cdev nodes have (tests write the same into sysfs `dev`).
+    pub const CDEV_RDEV: (u32, u32) = (511, 0);
+}
+
+#[cfg(test)]
+impl super::ioctl::IommufdOps for fake::FakeVfio {
+    fn ioas_alloc(&self, _: &String) -> std::io::Result<u32> {
+        self.calls.borrow_mut().push("ioas_alloc".into());
+        Ok(1)
+    }
+    fn bind_iommufd(&self, dev: &String, _: &String) -> std::io::Result<u32> {
+        self.calls.borrow_mut().push(format!("bind_iommufd {dev}"));
+        match self.bind_iommufd_errno {
+            Some(e) => Err(std::io::Error::from_raw_os_error(e)),
+            None => Ok(2),
+        }
+    }
+    fn attach_pt(&self, _: &String, pt: u32) -> std::io::Result<u32> {
+        self.calls.borrow_mut().push(format!("attach_pt {pt}"));
+        Ok(3)
+    }
+    fn detach_pt(&self, _: &String) -> std::io::Result<()> {
+        self.calls.borrow_mut().push("detach_pt".into());
+        Ok(())
+    }
+    fn rdev(&self, _: &String) -> std::io::Result<(u32, u32)> {
+        Ok(Self::CDEV_RDEV)
     }
 }
 

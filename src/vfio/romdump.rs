@@ -6,8 +6,10 @@ use std::fs::File;
 use std::io::{self, Read};
 use std::time::Duration;
 
+use super::bind::BackendChoice;
 use super::host::{Host, WriteError};
-use super::ioctl::{self, VfioOps};
+use super::ioctl::{self, IommufdOps, VfioOps};
+use super::proof::Backend;
 use crate::error::ExitKind;
 use crate::output::Progress;
 use crate::pci::address::PciAddress;
@@ -141,7 +143,29 @@ fn analyze(addr: &PciAddress, bytes: &[u8], notes: &[String]) -> DumpResult<RomA
     })
 }
 
-pub fn via_vfio<V: VfioOps>(host: &Host, ops: &V, addr: &PciAddress) -> DumpResult<Dump> {
+/// The device fd a ROM region is read through, with what keeps it usable.
+enum Opened<F> {
+    Legacy { _container: F, _group: F, dev: F },
+    Cdev(super::iommufd::Session<F>),
+}
+
+impl<F> Opened<F> {
+    fn dev(&self) -> &F {
+        match self {
+            Opened::Legacy { dev, .. } => dev,
+            Opened::Cdev(s) => &s.device,
+        }
+    }
+}
+
+/// The ROM region of `addr` (on vfio-pci) through `backend`: the legacy group and container, or
+/// the device cdev bound to an iommufd.
+pub fn via_vfio<V: IommufdOps>(
+    host: &Host,
+    ops: &V,
+    addr: &PciAddress,
+    backend: BackendChoice,
+) -> DumpResult<Dump> {
     let drv = host.driver(addr);
     if drv.as_deref() != Some(super::bind::VFIO_PCI) {
         return Err((
@@ -152,6 +176,25 @@ pub fn via_vfio<V: VfioOps>(host: &Host, ops: &V, addr: &PciAddress) -> DumpResu
             ),
         ));
     }
+    let backend = backend.resolve(host, std::slice::from_ref(addr), false);
+    let opened = match backend {
+        Backend::Legacy => open_legacy(host, ops, addr)?,
+        Backend::Iommufd => {
+            let mut steps = Vec::new();
+            let s = super::iommufd::open(ops, host, addr, &mut steps).map_err(|e| {
+                let kind = match e.errno {
+                    Some(nix::libc::EPERM) | Some(nix::libc::EBUSY) => ExitKind::VerdictNotMet,
+                    _ => ExitKind::System,
+                };
+                (kind, format!("{addr}: {e}"))
+            })?;
+            Opened::Cdev(s)
+        }
+    };
+    read_region(ops, addr, opened)
+}
+
+fn open_legacy<V: VfioOps>(host: &Host, ops: &V, addr: &PciAddress) -> DumpResult<Opened<V::Fd>> {
     let group = host
         .iommu_group(addr)
         .ok_or_else(|| (ExitKind::System, format!("{addr} has no IOMMU group")))?;
@@ -187,8 +230,18 @@ pub fn via_vfio<V: VfioOps>(host: &Host, ops: &V, addr: &PciAddress) -> DumpResu
     let dev = ops
         .device_fd(&g, &addr.to_string())
         .map_err(|e| sys("VFIO_GROUP_GET_DEVICE_FD", e))?;
+    Ok(Opened::Legacy {
+        _container: container,
+        _group: g,
+        dev,
+    })
+}
+
+fn read_region<V: VfioOps>(ops: &V, addr: &PciAddress, opened: Opened<V::Fd>) -> DumpResult<Dump> {
+    let sys = |what: &str, e: io::Error| (ExitKind::System, format!("{addr}: {what}: {e}"));
+    let dev = opened.dev();
     let region = ops
-        .region_info(&dev, ioctl::PCI_ROM_REGION_INDEX)
+        .region_info(dev, ioctl::PCI_ROM_REGION_INDEX)
         .map_err(|e| sys("VFIO_DEVICE_GET_REGION_INFO(ROM)", e))?;
     if region.size == 0 {
         return Err((
@@ -207,7 +260,7 @@ pub fn via_vfio<V: VfioOps>(host: &Host, ops: &V, addr: &PciAddress) -> DumpResu
     // Bounded: each successful read advances; a zero-length read ends it.
     while done < bytes.len() {
         let n = ops
-            .read_at(&dev, &mut bytes[done..], region.offset + done as u64)
+            .read_at(dev, &mut bytes[done..], region.offset + done as u64)
             .map_err(|e| sys("read ROM region", e))?;
         if n == 0 {
             break;
@@ -226,6 +279,15 @@ pub fn via_vfio<V: VfioOps>(host: &Host, ops: &V, addr: &PciAddress) -> DumpResu
         .min(bytes.len());
     let trimmed = bytes.len() - end;
     let mut notes = Vec::new();
+    let via_note = match &opened {
+        Opened::Legacy { .. } => {
+            "read through the legacy VFIO group and container (backend legacy)".to_string()
+        }
+        Opened::Cdev(s) => format!(
+            "read through the device cdev {} bound to iommufd (backend iommufd, devid {}, IOAS {})",
+            s.cdev, s.devid, s.ioas_id
+        ),
+    };
     if trimmed > 0 {
         if bytes[end..].iter().all(|b| *b == 0xFF) {
             notes.push(format!(
@@ -238,6 +300,7 @@ pub fn via_vfio<V: VfioOps>(host: &Host, ops: &V, addr: &PciAddress) -> DumpResu
         }
         bytes.truncate(end);
     }
+    notes.push(via_note);
     let analysis = analyze(addr, &bytes, &[])?;
     Ok(Dump {
         bytes,
@@ -297,7 +360,7 @@ mod tests {
             rom,
             ..Default::default()
         };
-        let d = via_vfio(&host, &f, &a).unwrap_or_else(|e| panic!("{}", e.1));
+        let d = via_vfio(&host, &f, &a, BackendChoice::Legacy).unwrap_or_else(|e| panic!("{}", e.1));
         assert_eq!(d.bytes, tiny_rom());
         assert_eq!(d.trimmed, 4096 - 512);
         assert!(d.notes[0].contains("0xFF padding"));
@@ -307,14 +370,14 @@ mod tests {
     fn vfio_dump_refuses_a_device_not_on_vfio_pci_and_an_empty_region() {
         let (_t, host, a) = fake_host("nvme");
         let f = FakeVfio::default();
-        let e = via_vfio(&host, &f, &a).err().unwrap();
+        let e = via_vfio(&host, &f, &a, BackendChoice::Legacy).err().unwrap();
         assert!(e.1.contains("not vfio-pci"), "{}", e.1);
         let (_t, host, a) = fake_host("vfio-pci");
         let f = FakeVfio {
             group_flags: 1,
             ..Default::default()
         };
-        let e = via_vfio(&host, &f, &a).err().unwrap();
+        let e = via_vfio(&host, &f, &a, BackendChoice::Legacy).err().unwrap();
         assert_eq!(e.0, ExitKind::BadInput);
         assert!(e.1.contains("no valid ROM"), "{}", e.1);
     }

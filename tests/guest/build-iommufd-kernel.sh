@@ -16,8 +16,9 @@ options=(
   POSIX_TIMERS FILE_LOCKING X86_IOPL_IOPERM CPU_SUP_INTEL CPU_SUP_AMD ACPI PCI PCI_MSI
   PCI_MMCONFIG PCI_STUB IOMMU_SUPPORT INTEL_IOMMU IRQ_REMAP IOMMUFD VFIO VFIO_GROUP
   VFIO_CONTAINER VFIO_IOMMU_TYPE1 VFIO_DEVICE_CDEV VFIO_PCI
-  # The guest scenarios also read the kernel log and print through the ISA debug-exit port.
-  PRINTK_TIME
+  # The guest scenarios also read the kernel log with timestamps, and need one ordinary host
+  # driver (one that claims DMA ownership, unlike pci-stub) for a group sibling: NVMe.
+  PRINTK_TIME BLOCK BLK_DEV_NVME
 )
 
 cache=${VFIOTOOL_TEST_CACHE:-/var/cache/vfiotool-tests}
