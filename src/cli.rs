@@ -223,6 +223,12 @@ pub struct ConfigArgs {
     #[arg(long, value_name = "NAME", requires = "mapping")]
     pub node: Option<String>,
 
+    /// QEMU: use QEMU's iommufd backend (`-object iommufd` and `vfio-pci,...,iommufd=`; QEMU 9.0+,
+    /// a kernel with iommufd and the VFIO device cdev). libvirt: `<driver iommufd='yes'/>` when the
+    /// installed libvirt's schema has it (otherwise a note).
+    #[arg(long)]
+    pub iommufd: bool,
+
     #[command(flatten)]
     pub root: RootArgs,
 }

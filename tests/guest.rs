@@ -191,6 +191,42 @@ const MACHINES: &[Machine] = &[
         slowremove: true,
         extra_args: &["-audiodev", "none,id=snd0"],
     },
+    // iommufd and the VFIO device cdev on a 6.12 kernel built here (tests/guest/build-iommufd-kernel.sh,
+    // cached; no modules). 00:03.0 edu (lone group, sample ROM), 00:05.0 nvme, and behind a
+    // pcie-pci-bridge (00:06.0, one group) 01:01.0 edu and 01:02.0 nvme (a sibling on a host driver).
+    Machine {
+        name: "iommufd",
+        cmdline: "intel_iommu=on",
+        iommu: Some("intel-iommu,intremap=on,caching-mode=on"),
+        devices: &[
+            "edu,addr=0x3,romfile={rom:sample.rom}",
+            "nvme,serial=fd-nvme0,addr=0x5",
+            "pcie-pci-bridge,id=br1,addr=0x6",
+            "edu,bus=br1,addr=0x1",
+            "nvme,serial=fd-nvme1,bus=br1,addr=0x2",
+        ],
+        ignored: false,
+        memory_mb: 512,
+        with_qemu: false,
+        kernel: Flavour::Iommufd,
+        modules: &[],
+        slowremove: false,
+        extra_args: &[],
+    },
+    // The same kernel without interrupt remapping: the cdev bind is refused (EPERM, silently).
+    Machine {
+        name: "iommufd_intremap_off",
+        cmdline: "intel_iommu=on",
+        iommu: Some("intel-iommu,intremap=off,caching-mode=on"),
+        devices: &["edu,addr=0x3"],
+        ignored: false,
+        memory_mb: 512,
+        with_qemu: false,
+        kernel: Flavour::Iommufd,
+        modules: &[],
+        slowremove: false,
+        extra_args: &[],
+    },
     Machine {
         name: "bench",
         cmdline: "intel_iommu=on",

@@ -205,6 +205,11 @@ fn check_args(args: &ConfigArgs) -> Result<()> {
             )));
         }
     }
+    if args.iommufd && args.target == ConfigTarget::Proxmox {
+        return Err(Error::usage(
+            "--iommufd: qemu-server has no iommufd option for hostpci; use it with --for qemu or --for libvirt",
+        ));
+    }
     if let Some(rf) = &args.romfile {
         if args.target == ConfigTarget::Proxmox {
             proxmox::check_romfile_name(rf).map_err(Error::usage)?;
@@ -294,6 +299,7 @@ pub fn config<W: Write>(args: &ConfigArgs, out: &mut Output<W>) -> Result<ExitKi
             hide_kvm: args.hide_kvm,
             vendor_id: args.vendor_id.clone(),
             rombar,
+            iommufd: args.iommufd && iommufd_usable(args, &mut notes),
         },
         choices,
     };
@@ -440,5 +446,41 @@ fn collect_pages(cmd: clap::Command, name: &str, pages: &mut Vec<(String, clap::
     for sub in subcommands {
         let sub_name = format!("{name}-{}", sub.get_name());
         collect_pages(sub, &sub_name, pages);
+    }
+}
+
+/// `--iommufd`: whether the target can take it here; a note says why not, or what it needs.
+fn iommufd_usable(args: &ConfigArgs, notes: &mut Vec<String>) -> bool {
+    match args.target {
+        ConfigTarget::Qemu => {
+            notes.push(
+                "iommufd backend: needs QEMU 9.0+ and a host kernel with iommufd and the VFIO device cdev                  (`vfiotool check`: iommufd, iommufd_qemu); this form was checked against QEMU 10.0's                  argument parser"
+                    .into(),
+            );
+            true
+        }
+        ConfigTarget::Libvirt => {
+            let rng = std::fs::read_to_string(
+                args.root
+                    .host_root()
+                    .join("usr/share/libvirt/schemas/domaincommon.rng"),
+            )
+            .ok();
+            let has = rng
+                .as_deref()
+                .is_some_and(crate::host::check::libvirt_schema_has_iommufd);
+            if !has {
+                notes.push(format!(
+                    "--iommufd: the installed libvirt's schema ({}) has no iommufd attribute, so the                      hostdevs keep the legacy VFIO interface; a newer libvirt has <driver iommufd='yes'/>",
+                    if rng.is_some() {
+                        "/usr/share/libvirt/schemas/domaincommon.rng"
+                    } else {
+                        "not installed"
+                    }
+                ));
+            }
+            has
+        }
+        ConfigTarget::Proxmox => false,
     }
 }

@@ -79,6 +79,9 @@ fn hostdevs_with_alias(p: &Passthrough, alias: Option<&str>) -> String {
             a.domain, a.bus, a.device, a.function
         ));
         out.push_str("  </source>\n");
+        if p.settings.iommufd {
+            out.push_str("  <driver iommufd='yes'/>\n");
+        }
         if i == 0 {
             let bar = p
                 .settings

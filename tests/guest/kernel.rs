@@ -16,6 +16,9 @@ use super::{copy, repo, run, work_dir};
 pub enum Flavour {
     Cloud,
     Generic,
+    /// Debian's linux-source-6.12 built by tests/guest/build-iommufd-kernel.sh: iommufd, the
+    /// VFIO device cdev and the legacy container, all built in (no modules).
+    Iommufd,
 }
 
 impl Flavour {
@@ -24,6 +27,7 @@ impl Flavour {
         match self {
             Flavour::Cloud => "linux-image-cloud-amd64",
             Flavour::Generic => "linux-image-amd64",
+            Flavour::Iommufd => "linux-source-6.12",
         }
     }
 }
@@ -141,6 +145,9 @@ pub struct GuestKernel {
 /// The current kernel of `flavour` (the package its metapackage depends on), cached; with
 /// `headers`, also linux-headers-RELEASE and what it depends on (the -common tree, linux-kbuild).
 pub fn guest_kernel(flavour: Flavour, headers: bool) -> Result<GuestKernel, String> {
+    if flavour == Flavour::Iommufd {
+        return iommufd_kernel();
+    }
     let pkg = depends_on(flavour.meta(), "linux-image-")?.remove(0);
     let release = pkg.trim_start_matches("linux-image-").to_string();
     let image = cached_debs(&pkg, std::slice::from_ref(&pkg), &|_, _| Ok(()))?.join("root");
@@ -179,6 +186,48 @@ pub fn guest_kernel(flavour: Flavour, headers: bool) -> Result<GuestKernel, Stri
     })
 }
 
+/// The kernel tests/guest/build-iommufd-kernel.sh builds (about 7 minutes on 2 cores the first
+/// time, then cached under the cache dir). Built once per test process: the machines that boot it
+/// share the result.
+fn iommufd_kernel() -> Result<GuestKernel, String> {
+    static BUILT: std::sync::OnceLock<Result<PathBuf, String>> = std::sync::OnceLock::new();
+    let bz = BUILT
+        .get_or_init(|| {
+            let started = std::time::Instant::now();
+            let script = repo().join("tests/guest/build-iommufd-kernel.sh");
+            let out = run(
+                Command::new("bash")
+                    .arg(&script)
+                    .env("VFIOTOOL_TEST_CACHE", cache_dir()),
+                "building the iommufd guest kernel",
+            )?;
+            let path = out
+                .lines()
+                .last()
+                .map(PathBuf::from)
+                .filter(|p| p.is_file())
+                .ok_or_else(|| format!("{} printed no bzImage path: {out}", script.display()))?;
+            eprintln!(
+                "guest kernel {} ready in {:.1} s",
+                path.display(),
+                started.elapsed().as_secs_f64()
+            );
+            Ok(path)
+        })
+        .clone()?;
+    let dir = bz.parent().ok_or("bzImage without a directory")?;
+    let release = fs::read_to_string(dir.join("VERSION"))
+        .map(|v| format!("6.12 iommufd ({})", v.trim()))
+        .unwrap_or_else(|_| "6.12 iommufd".into());
+    Ok(GuestKernel {
+        release,
+        vmlinuz: bz.clone(),
+        // No modules: everything the scenarios need is built in.
+        moddir: dir.join("no-modules"),
+        headers: None,
+    })
+}
+
 /// The module name (`modinfo` style: `-` and `_` are the same) of a .ko file name.
 fn module_name(s: &str) -> String {
     s.trim_end_matches(".ko").replace('-', "_")
@@ -203,6 +252,9 @@ fn module_depends(ko: &Path) -> Result<Vec<String>, String> {
 /// `roots` and everything they depend on, dependencies first (from each module's `depends=`;
 /// the package ships no modules.dep). `vfio_virqfd` may be absent (merged into vfio in 6.2).
 pub fn module_order(moddir: &Path, roots: &[&str]) -> Result<Vec<PathBuf>, String> {
+    if roots.is_empty() {
+        return Ok(Vec::new());
+    }
     let mut index = BTreeMap::new();
     let mut stack = vec![moddir.join("kernel")];
     while let Some(d) = stack.pop() {

@@ -14,6 +14,7 @@ mod devices;
 mod display;
 pub(crate) mod facts;
 mod initramfs;
+mod iommufd;
 mod kernel_log;
 mod modules;
 mod platform;
@@ -30,6 +31,7 @@ use crate::vfio::ioctl::{VfioOps, GROUP_FLAGS_VIABLE, TYPE1V2_IOMMU, TYPE1_IOMMU
 use display::*;
 use facts::gather;
 use initramfs::*;
+pub(crate) use iommufd::libvirt_schema_has_iommufd;
 use modules::*;
 pub(crate) use platform::ir_chips;
 use platform::*;
@@ -214,6 +216,7 @@ pub fn run_with(root: &HostRoot, probe: Option<ProbeFn>) -> CheckReport {
     let mut checks = checks;
     checks.extend(devices::checks(root, &f));
     checks.extend(kernel_log::checks(&f));
+    checks.extend(iommufd::checks(root));
     let ready = !checks.iter().any(|c| c.status == Status::Fail);
     CheckReport {
         schema: SCHEMA,
