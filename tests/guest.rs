@@ -13,6 +13,8 @@
 //! Environment: `VFIOTOOL_GUEST_TIMEOUT` (seconds per boot, default 300), `VFIOTOOL_TEST_CACHE`
 //! (where the kernel packages are unpacked once, outside the repo; default
 //! /var/cache/vfiotool-tests). The module load order comes from each .ko's `depends=`.
+//! The `iommufd*` machines boot the 6.12 kernel tests/guest/build-iommufd-kernel.sh builds and
+//! caches (about 7 minutes the first time); `VFIOTOOL_IOMMUFD_KERNEL=PATH` names a bzImage instead.
 
 use std::collections::BTreeMap;
 use std::fs;

@@ -193,6 +193,10 @@ fn iommufd_kernel() -> Result<GuestKernel, String> {
     static BUILT: std::sync::OnceLock<Result<PathBuf, String>> = std::sync::OnceLock::new();
     let bz = BUILT
         .get_or_init(|| {
+            // A kernel built elsewhere (same options) can be named instead of building one.
+            if let Some(p) = std::env::var_os("VFIOTOOL_IOMMUFD_KERNEL") {
+                return Ok(PathBuf::from(p));
+            }
             let started = std::time::Instant::now();
             let script = repo().join("tests/guest/build-iommufd-kernel.sh");
             let out = run(
