@@ -484,6 +484,16 @@ pub fn explain(host: &Host, addr: &PciAddress, errno: Option<i32>) -> Vec<String
                 }
             }
         }
+        // A second open of a cdev that another process has bound: its BIND is EINVAL.
+        Some(nix::libc::EINVAL) => {
+            if let Some(g) = group {
+                for h in holders(host, &sibling_cdevs(host, g)) {
+                    causes.push(format!(
+                        "the device is already in use through its cdev: {h}; fix: stop that process (a running VM?)"
+                    ));
+                }
+            }
+        }
         _ => {}
     }
     causes
@@ -743,6 +753,7 @@ mod tests {
         t.device("0000:00:03.0", Some("vfio-pci"), 4, Some("vfio0"));
         let causes = explain(&t.host(), &a("00:03.0"), Some(nix::libc::EBUSY));
         assert!(causes[0].contains("/dev/vfio/4"), "{causes:?}");
+        // EINVAL with nobody holding the cdev: nothing to say.
         assert!(explain(&t.host(), &a("00:03.0"), Some(nix::libc::EINVAL)).is_empty());
     }
 }
