@@ -454,7 +454,9 @@ fn iommufd_usable(args: &ConfigArgs, notes: &mut Vec<String>) -> bool {
     match args.target {
         ConfigTarget::Qemu => {
             notes.push(
-                "iommufd backend: needs QEMU 9.0+ and a host kernel with iommufd and the VFIO device cdev                  (`vfiotool check`: iommufd, iommufd_qemu); this form was checked against QEMU 10.0's                  argument parser"
+                "iommufd backend: needs QEMU 9.0+ and a host kernel with iommufd and the VFIO device \
+                 cdev (`vfiotool check`: iommufd, iommufd_qemu); this form starts a VM with QEMU \
+                 10.0 on a 6.12 kernel in vfiotool's test guest"
                     .into(),
             );
             true
@@ -471,7 +473,8 @@ fn iommufd_usable(args: &ConfigArgs, notes: &mut Vec<String>) -> bool {
                 .is_some_and(crate::host::check::libvirt_schema_has_iommufd);
             if !has {
                 notes.push(format!(
-                    "--iommufd: the installed libvirt's schema ({}) has no iommufd attribute, so the                      hostdevs keep the legacy VFIO interface; a newer libvirt has <driver iommufd='yes'/>",
+                    "--iommufd: the installed libvirt's schema ({}) has no iommufd attribute, so the \
+                     hostdevs keep the legacy VFIO interface; a newer libvirt has <driver iommufd='yes'/>",
                     if rng.is_some() {
                         "/usr/share/libvirt/schemas/domaincommon.rng"
                     } else {

@@ -254,4 +254,17 @@ mod tests {
         assert!(d.contains("<alias name='ua-vfiotool-gpu'/>"));
         assert!(d.contains("<qemu:property name='x-vga' type='bool' value='true'/>"));
     }
+
+    #[test]
+    fn iommufd_puts_a_driver_element_in_every_hostdev() {
+        let mut p = gpu(Firmware::Ovmf, None);
+        assert!(!hostdevs(&p).contains("iommufd"));
+        p.settings.iommufd = true;
+        let h = hostdevs(&p);
+        assert_eq!(
+            h.matches("  </source>\n  <driver iommufd='yes'/>\n").count(),
+            2,
+            "{h}"
+        );
+    }
 }

@@ -12,6 +12,6 @@ expect_out "iommufd backend: needs QEMU 9.0+"
 vt config 00:03.0 --for libvirt --iommufd
 expect_rc 0
 expect_out "has no iommufd attribute"
-expect_no_out "iommufd='yes'"
+expect_no_out "  <driver iommufd='yes'/>"
 vt config 00:03.0 --for proxmox --iommufd
 expect_rc 2
