@@ -296,32 +296,83 @@ struct DetachPt {
 
 mod raw_iommufd {
     use super::{AttachPt, BindIommufd, DetachPt, IoasAlloc};
+    use nix::sys::ioctl::ioctl_num_type;
 
     const TYPE: u8 = b';';
     const VFIO_BASE: u8 = 100;
-    /// `IOMMUFD_CMD_IOAS_ALLOC`.
-    const CMD_IOAS_ALLOC: u8 = 0x81;
 
-    nix::ioctl_readwrite_bad!(
-        ioas_alloc,
-        nix::request_code_none!(TYPE, CMD_IOAS_ALLOC),
-        IoasAlloc
-    );
-    nix::ioctl_readwrite_bad!(
-        device_bind_iommufd,
-        nix::request_code_none!(TYPE, VFIO_BASE + 18),
-        BindIommufd
-    );
-    nix::ioctl_readwrite_bad!(
-        device_attach_iommufd_pt,
-        nix::request_code_none!(TYPE, VFIO_BASE + 19),
-        AttachPt
-    );
-    nix::ioctl_write_ptr_bad!(
-        device_detach_iommufd_pt,
-        nix::request_code_none!(TYPE, VFIO_BASE + 20),
-        DetachPt
-    );
+    /// `IOMMU_IOAS_ALLOC`: `_IO(IOMMUFD_TYPE, IOMMUFD_CMD_IOAS_ALLOC = 0x81)`.
+    pub const IOAS_ALLOC: ioctl_num_type = nix::request_code_none!(TYPE, 0x81);
+    /// `VFIO_DEVICE_BIND_IOMMUFD`: `_IO(VFIO_TYPE, VFIO_BASE + 18)`.
+    pub const BIND_IOMMUFD: ioctl_num_type = nix::request_code_none!(TYPE, VFIO_BASE + 18);
+    /// `VFIO_DEVICE_ATTACH_IOMMUFD_PT`: `_IO(VFIO_TYPE, VFIO_BASE + 19)`.
+    pub const ATTACH_PT: ioctl_num_type = nix::request_code_none!(TYPE, VFIO_BASE + 19);
+    /// `VFIO_DEVICE_DETACH_IOMMUFD_PT`: `_IO(VFIO_TYPE, VFIO_BASE + 20)`.
+    pub const DETACH_PT: ioctl_num_type = nix::request_code_none!(TYPE, VFIO_BASE + 20);
+
+    nix::ioctl_readwrite_bad!(ioas_alloc, IOAS_ALLOC, IoasAlloc);
+    nix::ioctl_readwrite_bad!(device_bind_iommufd, BIND_IOMMUFD, BindIommufd);
+    nix::ioctl_readwrite_bad!(device_attach_iommufd_pt, ATTACH_PT, AttachPt);
+    nix::ioctl_write_ptr_bad!(device_detach_iommufd_pt, DETACH_PT, DetachPt);
+}
+
+/// One C struct as vfiotool lays it out: its uapi name, size and each field's offset.
+pub type Layout = (&'static str, usize, Vec<(&'static str, usize)>);
+
+/// The iommufd/cdev structs as vfiotool defines them, for tests/uapi_layout.rs, which compiles
+/// the same `sizeof`/`offsetof` against the kernel's uapi headers and compares.
+#[doc(hidden)]
+pub fn iommufd_layouts() -> Vec<Layout> {
+    use std::mem::{offset_of, size_of};
+    vec![
+        (
+            "iommu_ioas_alloc",
+            size_of::<IoasAlloc>(),
+            vec![
+                ("size", offset_of!(IoasAlloc, size)),
+                ("flags", offset_of!(IoasAlloc, flags)),
+                ("out_ioas_id", offset_of!(IoasAlloc, out_ioas_id)),
+            ],
+        ),
+        (
+            "vfio_device_bind_iommufd",
+            size_of::<BindIommufd>(),
+            vec![
+                ("argsz", offset_of!(BindIommufd, argsz)),
+                ("flags", offset_of!(BindIommufd, flags)),
+                ("iommufd", offset_of!(BindIommufd, iommufd)),
+                ("out_devid", offset_of!(BindIommufd, out_devid)),
+            ],
+        ),
+        (
+            "vfio_device_attach_iommufd_pt",
+            size_of::<AttachPt>(),
+            vec![
+                ("argsz", offset_of!(AttachPt, argsz)),
+                ("flags", offset_of!(AttachPt, flags)),
+                ("pt_id", offset_of!(AttachPt, pt_id)),
+            ],
+        ),
+        (
+            "vfio_device_detach_iommufd_pt",
+            size_of::<DetachPt>(),
+            vec![
+                ("argsz", offset_of!(DetachPt, argsz)),
+                ("flags", offset_of!(DetachPt, flags)),
+            ],
+        ),
+    ]
+}
+
+/// The iommufd/cdev request numbers vfiotool uses, by their uapi macro names (same purpose).
+#[doc(hidden)]
+pub fn iommufd_requests() -> Vec<(&'static str, nix::sys::ioctl::ioctl_num_type)> {
+    vec![
+        ("IOMMU_IOAS_ALLOC", raw_iommufd::IOAS_ALLOC),
+        ("VFIO_DEVICE_BIND_IOMMUFD", raw_iommufd::BIND_IOMMUFD),
+        ("VFIO_DEVICE_ATTACH_IOMMUFD_PT", raw_iommufd::ATTACH_PT),
+        ("VFIO_DEVICE_DETACH_IOMMUFD_PT", raw_iommufd::DETACH_PT),
+    ]
 }
 
 impl IommufdOps for Kernel {
@@ -397,7 +448,7 @@ mod tests {
     }
 
     /// Sizes and offsets printed by gcc from Linux 6.12's include/uapi/linux/{iommufd,vfio}.h
-    /// (`sizeof`/`offsetof` of each struct; the reproduction is in docs/iommufd.md).
+    /// (`sizeof`/`offsetof` of each struct); tests/uapi_layout.rs compiles the same against the headers.
     #[test]
     fn iommufd_layouts_match_the_6_12_uapi_headers() {
         use std::mem::{offset_of, size_of};
@@ -436,10 +487,15 @@ mod tests {
     /// The request numbers gcc printed from the same headers (and the notes saw on x86_64).
     #[test]
     fn iommufd_request_numbers_match_the_6_12_uapi_headers() {
-        assert_eq!(nix::request_code_none!(b';', 0x81), 0x3B81); // IOMMU_IOAS_ALLOC
-        assert_eq!(nix::request_code_none!(b';', 118), 0x3B76); // VFIO_DEVICE_BIND_IOMMUFD
-        assert_eq!(nix::request_code_none!(b';', 119), 0x3B77); // VFIO_DEVICE_ATTACH_IOMMUFD_PT
-        assert_eq!(nix::request_code_none!(b';', 120), 0x3B78); // VFIO_DEVICE_DETACH_IOMMUFD_PT
+        assert_eq!(
+            iommufd_requests(),
+            [
+                ("IOMMU_IOAS_ALLOC", 0x3B81),
+                ("VFIO_DEVICE_BIND_IOMMUFD", 0x3B76),
+                ("VFIO_DEVICE_ATTACH_IOMMUFD_PT", 0x3B77),
+                ("VFIO_DEVICE_DETACH_IOMMUFD_PT", 0x3B78),
+            ]
+        );
         assert_eq!(nix::request_code_none!(b';', 107), 0x3B6B); // VFIO_DEVICE_GET_INFO
     }
 }
