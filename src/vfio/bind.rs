@@ -1261,6 +1261,36 @@ mod tests {
     }
 
     #[test]
+    fn dry_run_plans_the_backend_asked_for_and_auto_follows_the_kernel() {
+        let t = Tree::new();
+        t.device("0000:01:00.0", "030000", Some("amdgpu"), 3);
+        let names = |r: &Report| -> Vec<String> {
+            r.steps
+                .iter()
+                .filter(|s| s.action == "ioctl")
+                .filter_map(|s| s.value.clone())
+                .collect()
+        };
+        let mut o = opts(false, false);
+        o.backend = BackendChoice::Iommufd;
+        let r = dry(&t, "01:00.0", &o);
+        assert_eq!(r.exit, ExitKind::Success, "{:?}", r.error);
+        let n = names(&r);
+        assert!(n.contains(&"IOMMU_IOAS_ALLOC".to_string()), "{n:?}");
+        assert!(n.iter().all(|v| !v.starts_with("VFIO_SET_IOMMU")), "{n:?}");
+        // auto: no /dev/iommu here, so the legacy container.
+        o.backend = BackendChoice::Auto;
+        let n = names(&dry(&t, "01:00.0", &o));
+        assert!(n.contains(&"VFIO_SET_IOMMU".to_string()), "{n:?}");
+        // auto with /dev/iommu and the vfio-dev class: the cdev.
+        fs::create_dir_all(t.root().join("dev")).unwrap();
+        fs::write(t.root().join("dev/iommu"), "").unwrap();
+        fs::create_dir_all(t.root().join("sys/class/vfio-dev")).unwrap();
+        let n = names(&dry(&t, "01:00.0", &o));
+        assert!(n.contains(&"VFIO_DEVICE_ATTACH_IOMMUFD_PT".to_string()), "{n:?}");
+    }
+
+    #[test]
     fn slot_takes_every_function_and_dry_run_only_plans() {
         let t = Tree::new();
         t.device("0000:01:00.0", "030000", Some("amdgpu"), 3);

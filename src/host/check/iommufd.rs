@@ -1,7 +1,7 @@
 //! iommufd and the VFIO device cdev (Linux 6.6+): does this kernel offer them, and can the
 //! installed QEMU (9.0+: `-object iommufd`) and libvirt (a schema with `<driver iommufd=.../>`)
 //! use them. None of these is needed: the legacy group/container interface keeps working, so
-//! these checks warn and never fail.
+//! they never fail; QEMU and libvirt warn only when the kernel has iommufd and they cannot use it.
 //!
 //! Check ids: `iommufd` (kernel), `iommufd_qemu`, `iommufd_libvirt`.
 
@@ -41,10 +41,12 @@ fn kernel_config(root: &HostRoot) -> Option<(String, String)> {
 }
 
 pub(super) fn checks(root: &HostRoot) -> Vec<Check> {
-    vec![check_kernel(root), check_qemu(root), check_libvirt(root)]
+    let (kernel, has) = check_kernel(root);
+    vec![kernel, check_qemu(root, has), check_libvirt(root, has)]
 }
 
-fn check_kernel(root: &HostRoot) -> Check {
+/// The kernel check, and whether the kernel offers iommufd and the cdev.
+fn check_kernel(root: &HostRoot) -> (Check, bool) {
     let id = "iommufd";
     let dev_iommu = root.path("dev/iommu").exists();
     let class = root.sysfs.join("class/vfio-dev").is_dir();
@@ -73,26 +75,30 @@ fn check_kernel(root: &HostRoot) -> Check {
         if class { "present" } else { "absent" },
         config.map(|c| format!("; {c}")).unwrap_or_default()
     );
-    if dev_iommu && class {
+    let has = dev_iommu && class;
+    let check = if has {
         ok(
             id,
             false,
             format!("the kernel has iommufd and the VFIO device cdev ({facts}); bind proves through them"),
         )
     } else {
-        warn(
+        // Not a problem: the legacy group interface is what every VM manager uses by default.
+        ok(
             id,
             false,
-            format!("no iommufd/VFIO device cdev ({facts}): only the legacy group interface"),
-            "nothing is needed for passthrough today; for QEMU's iommufd backend use a kernel built with \
-             CONFIG_IOMMUFD and CONFIG_VFIO_DEVICE_CDEV (Linux 6.6+; Proxmox and Ubuntu kernels have them, \
-             Debian's do not)",
+            format!(
+                "no iommufd/VFIO device cdev ({facts}): the legacy group interface is used; for QEMU's \
+                 iommufd backend a kernel needs CONFIG_IOMMUFD and CONFIG_VFIO_DEVICE_CDEV (Linux 6.6+; \
+                 Proxmox and Ubuntu kernels have them, Debian's do not)"
+            ),
         )
-    }
+    };
+    (check, has)
 }
 
 /// `qemu-system-x86_64 -object help` lists `iommufd` on QEMU 9.0+.
-fn check_qemu(root: &HostRoot) -> Check {
+fn check_qemu(root: &HostRoot, kernel_has: bool) -> Check {
     let id = "iommufd_qemu";
     if !root.is_live() {
         return skipped(id, "a captured tree: the installed QEMU is not run");
@@ -122,6 +128,12 @@ fn check_qemu(root: &HostRoot) -> Check {
             false,
             format!("{version}: has the iommufd backend (-object iommufd; `config --for qemu --iommufd`)"),
         )
+    } else if !kernel_has {
+        ok(
+            id,
+            false,
+            format!("{version}: no iommufd backend (QEMU 9.0+ has it); the kernel has none either"),
+        )
     } else {
         warn(
             id,
@@ -134,7 +146,7 @@ fn check_qemu(root: &HostRoot) -> Check {
 
 /// libvirt's domain schema names `iommufd` (the `<driver iommufd='yes'/>` of a hostdev) from
 /// about 12.x.
-fn check_libvirt(root: &HostRoot) -> Check {
+fn check_libvirt(root: &HostRoot, kernel_has: bool) -> Check {
     let id = "iommufd_libvirt";
     let rel = "usr/share/libvirt/schemas/domaincommon.rng";
     match root.read_file(rel) {
@@ -142,6 +154,11 @@ fn check_libvirt(root: &HostRoot) -> Check {
             id,
             false,
             format!("/{rel} has the hostdev driver attribute iommufd"),
+        ),
+        Ok(Some(_)) if !kernel_has => ok(
+            id,
+            false,
+            format!("/{rel} has no iommufd attribute; the kernel has no iommufd either"),
         ),
         Ok(Some(_)) => warn(
             id,
@@ -171,7 +188,7 @@ mod tests {
     }
 
     #[test]
-    fn kernel_with_dev_iommu_and_the_class_is_ok_and_debian_like_config_warns() {
+    fn kernel_support_is_reported_and_libvirt_warns_only_when_the_kernel_has_it() {
         let t = tempfile::tempdir().unwrap();
         let r = HostRoot::under(t.path());
         std::fs::create_dir_all(t.path().join("proc/sys/kernel")).unwrap();
@@ -182,15 +199,28 @@ mod tests {
             "# CONFIG_IOMMUFD is not set\n",
         )
         .unwrap();
-        let c = check_kernel(&r);
-        assert_eq!(c.status, super::super::Status::Warn);
+        let (c, has) = check_kernel(&r);
+        assert!(!has);
+        assert_eq!(c.status, super::super::Status::Ok);
         assert!(c.message.contains("CONFIG_IOMMUFD not set"), "{}", c.message);
+        assert!(
+            c.message.contains("legacy group interface is used"),
+            "{}",
+            c.message
+        );
         std::fs::create_dir_all(t.path().join("dev")).unwrap();
         std::fs::write(t.path().join("dev/iommu"), "").unwrap();
         std::fs::create_dir_all(t.path().join("sys/class/vfio-dev")).unwrap();
-        let c = check_kernel(&r);
+        let (c, has) = check_kernel(&r);
+        assert!(has);
         assert_eq!(c.status, super::super::Status::Ok, "{}", c.message);
         assert!(!c.needed);
+        // The kernel has it: a libvirt that cannot ask for it is worth a warning.
+        let rng = t.path().join("usr/share/libvirt/schemas");
+        std::fs::create_dir_all(&rng).unwrap();
+        std::fs::write(rng.join("domaincommon.rng"), "<attribute name=\"type\">").unwrap();
+        assert_eq!(check_libvirt(&r, true).status, super::super::Status::Warn);
+        assert_eq!(check_libvirt(&r, false).status, super::super::Status::Ok);
     }
 
     #[test]
