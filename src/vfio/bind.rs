@@ -37,7 +37,7 @@ use super::report::target;
 use super::unbind::restore_one;
 
 /// Drivers that do not claim DMA ownership: a group member on one of them does not break viability.
-const HARMLESS: &[&str] = &["vfio-pci", "pci-stub", "pcieport"];
+pub(super) const HARMLESS: &[&str] = &["vfio-pci", "pci-stub", "pcieport"];
 
 /// The functions a request names (every existing function of a slot).
 /// The addresses that are not bridges; bridges go to `skipped` (they never change driver, and

@@ -22,9 +22,9 @@ use super::ioctl::{self, DeviceInfo, IommufdOps};
 use super::{Outcome, Step};
 use crate::pci::address::PciAddress;
 
-/// Drivers that do not claim DMA ownership: a group member on one of them does not make the
-/// kernel refuse the group (the same list as bind's viability check).
-const HARMLESS: &[&str] = &["vfio-pci", "pci-stub", "pcieport"];
+// Drivers that do not claim DMA ownership: a group member on one of them does not make the
+// kernel refuse the group (bind's viability check uses the same list).
+use super::bind::HARMLESS;
 
 /// The steps of the cdev sequence, in order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
