@@ -223,6 +223,12 @@ pub struct ConfigArgs {
     #[arg(long, value_name = "NAME", requires = "mapping")]
     pub node: Option<String>,
 
+    /// QEMU: use QEMU's iommufd backend (`-object iommufd` and `vfio-pci,...,iommufd=`; QEMU 9.0+,
+    /// a kernel with iommufd and the VFIO device cdev). libvirt: `<driver iommufd='yes'/>` when the
+    /// installed libvirt's schema has it (otherwise a note).
+    #[arg(long)]
+    pub iommufd: bool,
+
     #[command(flatten)]
     pub root: RootArgs,
 }
@@ -436,6 +442,23 @@ pub struct BindArgs {
     /// Give up on a driver unbind (or any sysfs write) that blocks longer than SECS.
     #[arg(long, value_name = "SECS", default_value_t = 10)]
     pub timeout: u64,
+
+    /// Which kernel interface proves the group: the device cdev through iommufd (Linux 6.6+;
+    /// binding it resets the device), the legacy group/container, or auto (the cdev when the
+    /// kernel has it, legacy otherwise).
+    #[arg(long, value_enum, default_value = "auto")]
+    pub backend: VfioBackend,
+}
+
+/// The VFIO interface `bind` proves through and `rom dump --via vfio` reads through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum VfioBackend {
+    /// `/dev/vfio/vfio` and `/dev/vfio/N`.
+    Legacy,
+    /// `/dev/iommu` and `/dev/vfio/devices/vfioN`.
+    Iommufd,
+    /// iommufd when `/dev/iommu` exists and the device has a cdev, legacy otherwise.
+    Auto,
 }
 
 #[derive(Debug, Args)]
@@ -479,6 +502,10 @@ pub struct RomDumpArgs {
     /// How to read it.
     #[arg(long, value_enum, default_value = "sysfs")]
     pub via: DumpVia,
+
+    /// With --via vfio: which VFIO interface to open the device through.
+    #[arg(long, value_enum, default_value = "auto")]
+    pub backend: VfioBackend,
 
     /// Replace an existing FILE.
     #[arg(long)]

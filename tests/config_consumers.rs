@@ -56,6 +56,7 @@ fn variants() -> Vec<Passthrough> {
                         hide_kvm,
                         vendor_id: vendor_id.map(String::from),
                         rombar,
+                        iommufd: false,
                     };
                     out.push(p);
                 }

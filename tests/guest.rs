@@ -13,6 +13,8 @@
 //! Environment: `VFIOTOOL_GUEST_TIMEOUT` (seconds per boot, default 300), `VFIOTOOL_TEST_CACHE`
 //! (where the kernel packages are unpacked once, outside the repo; default
 //! /var/cache/vfiotool-tests). The module load order comes from each .ko's `depends=`.
+//! The `iommufd*` machines boot the 6.12 kernel tests/guest/build-iommufd-kernel.sh builds and
+//! caches (about 7 minutes the first time); `VFIOTOOL_IOMMUFD_KERNEL=PATH` names a bzImage instead.
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -190,6 +192,43 @@ const MACHINES: &[Machine] = &[
         ],
         slowremove: true,
         extra_args: &["-audiodev", "none,id=snd0"],
+    },
+    // iommufd and the VFIO device cdev on a 6.12 kernel built here (tests/guest/build-iommufd-kernel.sh,
+    // cached; no modules). 00:03.0 edu (lone group, sample ROM), 00:05.0 nvme, and behind a
+    // pcie-pci-bridge (00:06.0, one group) 01:01.0 edu and 01:02.0 nvme (a sibling on a host driver).
+    Machine {
+        name: "iommufd",
+        cmdline: "intel_iommu=on",
+        iommu: Some("intel-iommu,intremap=on,caching-mode=on"),
+        devices: &[
+            "edu,addr=0x3,romfile={rom:sample.rom}",
+            "nvme,serial=fd-nvme0,addr=0x5",
+            "pcie-pci-bridge,id=br1,addr=0x6",
+            "edu,bus=br1,addr=0x1",
+            "nvme,serial=fd-nvme1,bus=br1,addr=0x2",
+        ],
+        ignored: false,
+        memory_mb: 1024,
+        // QEMU 10 from bookworm-backports: starts a VM through `config --for qemu --iommufd`.
+        with_qemu: true,
+        kernel: Flavour::Iommufd,
+        modules: &[],
+        slowremove: false,
+        extra_args: &[],
+    },
+    // The same kernel without interrupt remapping: the cdev bind is refused (EPERM, silently).
+    Machine {
+        name: "iommufd_intremap_off",
+        cmdline: "intel_iommu=on",
+        iommu: Some("intel-iommu,intremap=off,caching-mode=on"),
+        devices: &["edu,addr=0x3"],
+        ignored: false,
+        memory_mb: 512,
+        with_qemu: false,
+        kernel: Flavour::Iommufd,
+        modules: &[],
+        slowremove: false,
+        extra_args: &[],
     },
     Machine {
         name: "bench",
@@ -569,7 +608,13 @@ fn pack_initramfs(machine: &Machine, prep: &Prep, boot: &Boot, dir: &Path) -> Re
     // Device names, as on a real host (hwdata, from tests/install-deps.sh); without it the
     // guest shows numeric IDs, which the scenarios accept too.
     if machine.with_qemu {
-        copy_qemu(&root)?;
+        // The iommufd machine runs QEMU 10 (bookworm-backports): 7.2 has no iommufd backend.
+        let from = if machine.kernel == Flavour::Iommufd {
+            kernel::backports_qemu()?
+        } else {
+            PathBuf::from("/")
+        };
+        copy_qemu(&root, &from)?;
     }
     let pci_ids = Path::new("/usr/share/misc/pci.ids");
     if pci_ids.is_file() {
@@ -598,8 +643,9 @@ fn pack_initramfs(machine: &Machine, prep: &Prep, boot: &Boot, dir: &Path) -> Re
 
 /// The host's qemu-system-x86_64 with every shared library `ldd` names (the loader included) and
 /// Debian's OVMF, at their own paths below `root`.
-fn copy_qemu(root: &Path) -> Result<(), String> {
-    let qemu = Path::new("/usr/bin/qemu-system-x86_64");
+fn copy_qemu(root: &Path, from: &Path) -> Result<(), String> {
+    let qemu_path = from.join("usr/bin/qemu-system-x86_64");
+    let qemu = qemu_path.as_path();
     let ldd = Command::new("ldd")
         .arg(qemu)
         .output()
@@ -612,12 +658,15 @@ fn copy_qemu(root: &Path) -> Result<(), String> {
         ));
     }
     let mut files: Vec<PathBuf> = vec![
-        qemu.to_path_buf(),
         PathBuf::from("/usr/share/OVMF/OVMF_CODE_4M.fd"),
         PathBuf::from("/usr/share/OVMF/OVMF_VARS_4M.fd"),
-        // Debian builds the TCG accelerator as a loadable module (it needs only libc).
-        PathBuf::from("/usr/lib/x86_64-linux-gnu/qemu/accel-tcg-x86_64.so"),
     ];
+    // Debian's 7.2 builds the TCG accelerator as a loadable module (it needs only libc); 10.0
+    // has it built in.
+    let tcg = from.join("usr/lib/x86_64-linux-gnu/qemu/accel-tcg-x86_64.so");
+    if tcg.is_file() {
+        files.push(tcg);
+    }
     for line in String::from_utf8_lossy(&ldd.stdout).lines() {
         let path = match line.split_once("=>") {
             Some((_, rest)) => rest.split_whitespace().next(),
@@ -627,8 +676,14 @@ fn copy_qemu(root: &Path) -> Result<(), String> {
             files.push(PathBuf::from(p));
         }
     }
+    // The binary goes to /usr/bin in the guest whichever root it came from.
+    copy(qemu, &root.join("usr/bin/qemu-system-x86_64"))?;
     for f in files {
-        let dest = root.join(f.strip_prefix("/").map_err(|e| e.to_string())?);
+        let rel = f
+            .strip_prefix(from)
+            .or_else(|_| f.strip_prefix("/"))
+            .map_err(|e| e.to_string())?;
+        let dest = root.join(rel);
         if let Some(dir) = dest.parent() {
             fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
         }

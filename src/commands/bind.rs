@@ -9,10 +9,11 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::cli::{BindArgs, UnbindArgs};
+use crate::cli::{BindArgs, UnbindArgs, VfioBackend};
 use crate::error::{Error, ExitKind, Result};
 use crate::output::{Output, Style};
 use crate::pci::address::AddressSpec;
+use crate::vfio::attach::{Backend, BackendChoice};
 use crate::vfio::bind::{self as vbind, BindOptions, Report};
 use crate::vfio::host::Host;
 use crate::vfio::ioctl::Kernel;
@@ -32,6 +33,7 @@ pub fn bind<W: Write>(args: &BindArgs, out: &mut Output<W>) -> Result<ExitKind> 
         dry_run: args.dry_run,
         open_device: args.open_device,
         timeout: Duration::from_secs(args.timeout.max(1)),
+        backend: backend_choice(args.backend),
     };
     let report = vbind::bind(
         &Host::system().with_progress(out.json),
@@ -41,6 +43,14 @@ pub fn bind<W: Write>(args: &BindArgs, out: &mut Output<W>) -> Result<ExitKind> 
         &interrupted,
     );
     print_report(out, &report)
+}
+
+pub(crate) fn backend_choice(b: VfioBackend) -> BackendChoice {
+    match b {
+        VfioBackend::Legacy => BackendChoice::Legacy,
+        VfioBackend::Iommufd => BackendChoice::Iommufd,
+        VfioBackend::Auto => BackendChoice::Auto,
+    }
 }
 
 pub fn unbind<W: Write>(args: &UnbindArgs, out: &mut Output<W>) -> Result<ExitKind> {
@@ -194,18 +204,41 @@ fn print_human<W: Write>(out: &mut Output<W>, r: &Report) -> std::io::Result<()>
         }
     }
     for p in &r.proofs {
-        let line = if p.ok() {
-            format!(
-                "  proof: group {} viable, container set, IOMMU {} set",
+        let line = match (p.ok(), p.backend) {
+            (true, Backend::Legacy) => format!(
+                "  proof: group {} viable, container set, IOMMU {} set (backend legacy)",
                 p.group,
                 p.iommu_set.unwrap_or("?")
-            )
-        } else {
-            format!(
-                "  proof: group {} FAILED: {}",
+            ),
+            (true, Backend::Iommufd) => {
+                let devs = p
+                    .cdev
+                    .iter()
+                    .map(|c| {
+                        format!(
+                            "{} as {} (devid {}, IOAS {} -> page table {}, {} regions, ROM region {:#x})",
+                            c.address,
+                            c.cdev.as_deref().unwrap_or("?"),
+                            c.devid.unwrap_or(0),
+                            c.ioas_id.unwrap_or(0),
+                            c.hwpt_id.unwrap_or(0),
+                            c.info.map_or(0, |i| i.num_regions),
+                            c.rom_region_size.unwrap_or(0)
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join("; ");
+                format!(
+                    "  proof: group {} through iommufd (backend iommufd): {devs} bound, attached, detached",
+                    p.group
+                )
+            }
+            (false, b) => format!(
+                "  proof: group {} FAILED (backend {}): {}",
                 p.group,
+                b.name(),
                 p.error.as_deref().unwrap_or("")
-            )
+            ),
         };
         writeln!(
             out.out,

@@ -204,6 +204,11 @@ fn check_args(args: &ConfigArgs) -> Result<()> {
             )));
         }
     }
+    if args.iommufd && args.target == ConfigTarget::Proxmox {
+        return Err(Error::usage(
+            "--iommufd: qemu-server has no iommufd option for hostpci; use it with --for qemu or --for libvirt",
+        ));
+    }
     if let Some(rf) = &args.romfile {
         if args.target == ConfigTarget::Proxmox {
             proxmox::check_romfile_name(rf).map_err(Error::usage)?;
@@ -293,6 +298,7 @@ pub fn config<W: Write>(args: &ConfigArgs, out: &mut Output<W>) -> Result<ExitKi
             hide_kvm: args.hide_kvm,
             vendor_id: args.vendor_id.clone(),
             rombar,
+            iommufd: args.iommufd && iommufd_usable(args, &mut notes),
         },
         choices,
     };
@@ -399,4 +405,42 @@ fn print_config<W: Write>(
         writeln!(w, "{}", comment(t, &format!("note: {note}"))).map_err(io)?;
     }
     Ok(ExitKind::Success)
+}
+
+/// `--iommufd`: whether the target can take it here; a note says why not, or what it needs.
+fn iommufd_usable(args: &ConfigArgs, notes: &mut Vec<String>) -> bool {
+    match args.target {
+        ConfigTarget::Qemu => {
+            notes.push(
+                "iommufd backend: needs QEMU 9.0+ and a host kernel with iommufd and the VFIO device \
+                 cdev (`vfiotool check`: iommufd, iommufd_qemu); this form starts a VM with QEMU \
+                 10.0 on a 6.12 kernel in vfiotool's test guest"
+                    .into(),
+            );
+            true
+        }
+        ConfigTarget::Libvirt => {
+            let rng = std::fs::read_to_string(
+                crate::host::HostRoot::from_args(&args.root)
+                    .path("/usr/share/libvirt/schemas/domaincommon.rng"),
+            )
+            .ok();
+            let has = rng
+                .as_deref()
+                .is_some_and(crate::host::check::libvirt_schema_has_iommufd);
+            if !has {
+                notes.push(format!(
+                    "--iommufd: the installed libvirt's schema ({}) has no iommufd attribute, so the \
+                     hostdevs keep the legacy VFIO interface; a newer libvirt has <driver iommufd='yes'/>",
+                    if rng.is_some() {
+                        "/usr/share/libvirt/schemas/domaincommon.rng"
+                    } else {
+                        "not installed"
+                    }
+                ));
+            }
+            has
+        }
+        ConfigTarget::Proxmox => false,
+    }
 }

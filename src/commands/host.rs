@@ -433,7 +433,9 @@ fn short_line(v: &DeviceView, full: bool) -> String {
 pub fn check<W: Write>(args: &CheckArgs, out: &mut Output<W>) -> Result<ExitKind> {
     let root = host_root(&args.root);
     // The definitive VFIO_SET_IOMMU test needs the live host's /dev/vfio.
-    let probe = |g: &Groups| check::probe_set_iommu(&crate::vfio::ioctl::Kernel, Path::new("/dev/vfio"), g);
+    let probe = |g: &Groups| {
+        check::probe_set_iommu(&crate::vfio::ioctl::Kernel, &crate::vfio::host::Host::system(), g)
+    };
     let report = if root.is_live() {
         check::run_with(&root, Some(&probe))
     } else {

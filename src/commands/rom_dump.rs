@@ -42,7 +42,10 @@ pub fn rom_dump<W: Write>(args: &RomDumpArgs, out: &mut Output<W>) -> Result<Exi
     }
     let (via, result) = match args.via {
         DumpVia::Sysfs => (Via::Sysfs, romdump::via_sysfs(&host, &addr)),
-        DumpVia::Vfio => (Via::Vfio, romdump::via_vfio(&host, &Kernel, &addr)),
+        DumpVia::Vfio => (
+            Via::Vfio,
+            romdump::via_vfio(&host, &Kernel, &addr, super::bind::backend_choice(args.backend)),
+        ),
     };
     let mut dump = result?;
     // The device is known: judge the ROM for this card (SeaBIOS's id match, GOP by its class).

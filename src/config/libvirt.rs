@@ -79,6 +79,9 @@ fn hostdevs_with_alias(p: &Passthrough, alias: Option<&str>) -> String {
             a.domain, a.bus, a.device, a.function
         ));
         out.push_str("  </source>\n");
+        if p.settings.iommufd {
+            out.push_str("  <driver iommufd='yes'/>\n");
+        }
         if i == 0 {
             let bar = p
                 .settings
@@ -250,5 +253,18 @@ mod tests {
         assert!(d.starts_with("<domain type='kvm' xmlns:qemu='http://libvirt.org/schemas/domain/qemu/1.0'>"));
         assert!(d.contains("<alias name='ua-vfiotool-gpu'/>"));
         assert!(d.contains("<qemu:property name='x-vga' type='bool' value='true'/>"));
+    }
+
+    #[test]
+    fn iommufd_puts_a_driver_element_in_every_hostdev() {
+        let mut p = gpu(Firmware::Ovmf, None);
+        assert!(!hostdevs(&p).contains("iommufd"));
+        p.settings.iommufd = true;
+        let h = hostdevs(&p);
+        assert_eq!(
+            h.matches("  </source>\n  <driver iommufd='yes'/>\n").count(),
+            2,
+            "{h}"
+        );
     }
 }

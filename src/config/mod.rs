@@ -62,6 +62,9 @@ pub struct Settings {
     pub vendor_id: Option<String>,
     /// The ROM BAR switch; `None` leaves the default (visible).
     pub rombar: Option<bool>,
+    /// Open the device through iommufd and its VFIO cdev instead of the legacy group (QEMU's
+    /// `-object iommufd`, libvirt's `<driver iommufd='yes'/>`).
+    pub iommufd: bool,
 }
 
 /// One setting as printed: its name, value and a one-line reason.

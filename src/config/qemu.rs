@@ -32,6 +32,7 @@ pub fn vars_template(code: &str) -> String {
 }
 
 const ROOT_PORT: &str = "vfio-rp0";
+const IOMMUFD_ID: &str = "iommufd0";
 
 pub fn generate(p: &Passthrough, ovmf_code: Option<&str>) -> Generated {
     let mut g = Generated::new("qemu", p);
@@ -56,6 +57,12 @@ pub fn generate(p: &Passthrough, ovmf_code: Option<&str>) -> Generated {
             vars_template(code)
         ));
     }
+    if p.settings.iommufd {
+        // One iommufd object for every device: QEMU opens /dev/iommu once and each vfio-pci
+        // its device cdev (found from host= through sysfs vfio-dev/).
+        args.push("-object".into());
+        args.push(format!("iommufd,id={IOMMUFD_ID}"));
+    }
     args.push("-device".into());
     args.push(format!("pcie-root-port,id={ROOT_PORT},chassis=1,slot=1"));
     for (i, f) in p.functions.iter().enumerate() {
@@ -63,6 +70,9 @@ pub fn generate(p: &Passthrough, ovmf_code: Option<&str>) -> Generated {
             "vfio-pci,host={},bus={ROOT_PORT},addr=00.{:x}",
             f.address, f.address.function
         );
+        if p.settings.iommufd {
+            dev.push_str(&format!(",iommufd={IOMMUFD_ID}"));
+        }
         if i == 0 {
             if p.multifunction() {
                 dev.push_str(",multifunction=on");
@@ -151,5 +161,21 @@ mod tests {
             .text
             .contains("-cpu host,kvm=off,hv_relaxed,hv_vendor_id=proxmox "));
         assert!(g.text.contains("multifunction=on,rombar=0"));
+    }
+
+    #[test]
+    fn iommufd_adds_one_object_and_names_it_on_every_function() {
+        let mut p = gpu(Firmware::Ovmf, None);
+        p.settings.iommufd = true;
+        let g = generate(&p, None);
+        let at = g.args.iter().position(|a| a == "iommufd,id=iommufd0").unwrap();
+        assert_eq!(g.args[at - 1], "-object");
+        let devices: Vec<&String> = g.args.iter().filter(|a| a.starts_with("vfio-pci")).collect();
+        assert_eq!(devices.len(), 2);
+        assert!(
+            devices.iter().all(|d| d.contains(",iommufd=iommufd0")),
+            "{devices:?}"
+        );
+        assert!(at < g.args.iter().position(|a| a.starts_with("vfio-pci")).unwrap());
     }
 }

@@ -10,27 +10,122 @@
 //! offered). Each call is one [`Step`]; the first failure is an [`AttachError`] that names the
 //! step, and [`AttachFacts`] keeps what was learnt before it.
 //!
+//! iommufd backend (kernel 6.6+, `iommufd.rs`): open `/dev/iommu`, `IOMMU_IOAS_ALLOC`, then for
+//! every device of the group find its cdev (`/sys/bus/pci/devices/BDF/vfio-dev/vfioN`), open
+//! `/dev/vfio/devices/vfioN`, `VFIO_DEVICE_BIND_IOMMUFD` (this opens the device: vfio-pci resets
+//! it) and `VFIO_DEVICE_ATTACH_IOMMUFD_PT` to the IOAS. Its steps go into the same step list; its
+//! failure is [`AttachError::Cdev`], with the EPERM/EBUSY causes read from sysfs and /proc.
+//!
 //! # Backend seam
-//! Callers name a [`Backend`] and get back an [`Attached`] handle set; they never issue the
-//! container ioctls themselves. A second backend (iommufd with the VFIO device cdev,
-//! `/dev/iommu` + `/dev/vfio/devices/vfioN`, kernel 6.6+) is one more `Backend` variant and one
-//! more arm in [`attach`]/[`planned_steps`] that fills the same `AttachFacts` and steps; its
-//! errors become further `AttachError` variants. Callers pass the backend they were given (a
-//! future `--backend` option) and need no other change.
+//! Callers name a [`Backend`] (resolved from `--backend` by [`BackendChoice::resolve`]) and get
+//! back an [`Attached`] handle set; they never issue the container or iommufd ioctls themselves,
+//! and [`planned_steps`] gives `--dry-run` the same steps from the same lists.
 
 use crate::vfio::Outcome;
 use std::io;
 use std::path::Path;
 
-use super::ioctl::{self, VfioOps};
-use super::Step;
+use serde::Serialize;
 
-/// Which kernel interface attaches the group.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+use super::host::Host;
+use super::ioctl::{self, IommufdOps, VfioOps};
+use super::iommufd::{self, CdevError, CdevStep, Session};
+use super::Step;
+use crate::pci::address::PciAddress;
+
+/// Which kernel interface attaches the group (the JSON `backend` of a proof).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Backend {
     /// The VFIO container/group interface (`/dev/vfio/vfio`, `/dev/vfio/N`), every kernel.
     #[default]
     Legacy,
+    /// iommufd and the device cdev: `/dev/iommu` and `/dev/vfio/devices/vfioN` (6.6+).
+    Iommufd,
+}
+
+impl Backend {
+    pub fn name(self) -> &'static str {
+        match self {
+            Backend::Legacy => "legacy",
+            Backend::Iommufd => "iommufd",
+        }
+    }
+}
+
+/// The `--backend` of bind and `rom dump --via vfio`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum BackendChoice {
+    Legacy,
+    Iommufd,
+    /// iommufd when the kernel has the cdev for these devices, legacy otherwise, and legacy for
+    /// a device known to have the AMD reset bug when the caller would not open it anyway.
+    #[default]
+    Auto,
+}
+
+/// What [`BackendChoice::resolve`] chose, and why when `auto` did not take the cdev it had.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Resolved {
+    pub backend: Backend,
+    pub note: Option<String>,
+}
+
+impl BackendChoice {
+    /// The backend for `devices` (on vfio-pci by now, except in a dry run, where the kernel's
+    /// vfio-dev class stands in for the devices' own vfio-dev/ directories). `opens_device`:
+    /// the caller opens the devices on either backend (`rom dump`, `bind --open-device`).
+    ///
+    /// Binding a cdev to iommufd opens the device, which makes vfio-pci reset it; the legacy
+    /// proof does not. A GPU of the AMD reset-bug families (check's `reset` table) can come back
+    /// dead from that reset, so `auto` keeps the legacy path for it and says why; `--backend
+    /// iommufd` still uses the cdev.
+    pub fn resolve(self, host: &Host, devices: &[PciAddress], dry_run: bool, opens_device: bool) -> Resolved {
+        let pick = |backend| Resolved { backend, note: None };
+        match self {
+            BackendChoice::Legacy => pick(Backend::Legacy),
+            BackendChoice::Iommufd => pick(Backend::Iommufd),
+            BackendChoice::Auto => {
+                let cdev = if dry_run {
+                    host.path("/dev/iommu").exists() && host.path("/sys/class/vfio-dev").is_dir()
+                } else {
+                    !devices.is_empty() && devices.iter().all(|d| iommufd::available(host, d))
+                };
+                if !cdev {
+                    return pick(Backend::Legacy);
+                }
+                let bugged: Vec<String> = devices
+                    .iter()
+                    .filter_map(|d| {
+                        let (v, id) = host.ids(d);
+                        crate::host::devfacts::amd_reset_bug_family(v, id).map(|f| format!("{d} (AMD {f})"))
+                    })
+                    .collect();
+                if opens_device || bugged.is_empty() {
+                    return pick(Backend::Iommufd);
+                }
+                Resolved {
+                    backend: Backend::Legacy,
+                    note: Some(format!(
+                        "backend auto: the kernel has the VFIO device cdev, but {} has the AMD reset bug and \
+                         binding the cdev to iommufd opens the device, which makes vfio-pci reset it (it can \
+                         come back dead until the host reboots); proved through the legacy path, which does \
+                         not open it; --backend iommufd uses the cdev anyway",
+                        bugged.join(", ")
+                    )),
+                }
+            }
+        }
+    }
+}
+
+/// The group the sequence attaches: its number, its devices (all on vfio-pci) and the host
+/// whose `/dev` and `/sys` it uses.
+#[derive(Clone, Copy)]
+pub struct Group<'a> {
+    pub host: &'a Host,
+    pub group: u32,
+    pub devices: &'a [PciAddress],
 }
 
 /// One call of the sequence.
@@ -43,6 +138,8 @@ pub enum AttachStep {
     GroupStatus,
     SetContainer,
     SetIommu,
+    /// A step of the iommufd backend.
+    Cdev(CdevStep),
 }
 
 impl AttachStep {
@@ -55,6 +152,7 @@ impl AttachStep {
             AttachStep::GroupStatus => "VFIO_GROUP_GET_STATUS",
             AttachStep::SetContainer => "VFIO_GROUP_SET_CONTAINER",
             AttachStep::SetIommu => "VFIO_SET_IOMMU",
+            AttachStep::Cdev(s) => s.name(),
         }
     }
 
@@ -65,7 +163,8 @@ impl AttachStep {
             AttachStep::OpenContainer
             | AttachStep::ApiVersion
             | AttachStep::CheckExtension
-            | AttachStep::SetIommu => false,
+            | AttachStep::SetIommu
+            | AttachStep::Cdev(_) => false,
         }
     }
 
@@ -118,6 +217,8 @@ pub enum AttachError {
         path: String,
         source: io::Error,
     },
+    /// A step of the iommufd backend failed (with the EPERM/EBUSY causes found).
+    Cdev(CdevError),
 }
 
 impl AttachError {
@@ -130,6 +231,7 @@ impl AttachError {
             AttachError::GroupStatus { .. } | AttachError::NotViable { .. } => AttachStep::GroupStatus,
             AttachError::SetContainer { .. } => AttachStep::SetContainer,
             AttachError::SetIommu { .. } => AttachStep::SetIommu,
+            AttachError::Cdev(e) => AttachStep::Cdev(e.step),
         }
     }
 
@@ -143,6 +245,7 @@ impl AttachError {
             | AttachError::SetIommu { source, .. } => source.raw_os_error(),
             AttachError::ApiVersion { source, .. } => source.as_ref().and_then(io::Error::raw_os_error),
             AttachError::NoType1 | AttachError::NotViable { .. } => None,
+            AttachError::Cdev(e) => e.errno,
         }
     }
 }
@@ -189,6 +292,7 @@ impl std::fmt::Display for AttachError {
                 ),
                 _ => write!(f, "{source}"),
             },
+            AttachError::Cdev(e) => write!(f, "{e}"),
         }
     }
 }
@@ -205,10 +309,12 @@ pub struct AttachFacts {
     pub iommu_set: Option<&'static str>,
 }
 
-/// The open container and group, attached: device fds come from `group`.
-pub struct Attached<F> {
-    pub container: F,
-    pub group: F,
+/// What the sequence leaves open, attached. Dropping it closes the fds (and so detaches).
+pub enum Attached<F> {
+    /// The container and group: device fds come from `group`.
+    Legacy { container: F, group: F },
+    /// The iommufd and every device's cdev, bound and attached to one IOAS.
+    Iommufd(Session<F>),
 }
 
 fn node_paths(dev_vfio: &Path, group: u32) -> (String, String) {
@@ -219,9 +325,10 @@ fn node_paths(dev_vfio: &Path, group: u32) -> (String, String) {
 }
 
 /// The steps [`attach`] would record, for `--dry-run` (same names and targets).
-pub fn planned_steps(backend: Backend, dev_vfio: &Path, group: u32) -> Vec<Step> {
-    let (c, g) = node_paths(dev_vfio, group);
+pub fn planned_steps(backend: Backend, target: &Group) -> Vec<Step> {
+    let (c, g) = node_paths(&target.host.path("/dev/vfio"), target.group);
     match backend {
+        Backend::Iommufd => iommufd::planned_steps(target.host, target.devices),
         Backend::Legacy => AttachStep::LEGACY
             .iter()
             .map(|s| {
@@ -236,18 +343,23 @@ pub fn planned_steps(backend: Backend, dev_vfio: &Path, group: u32) -> Vec<Step>
     }
 }
 
-/// Run the attach sequence for IOMMU group `group` (nodes under `dev_vfio`), recording each
-/// call in `steps` and what it learnt in `facts`.
-pub fn attach<V: VfioOps>(
+/// Run the attach sequence for `target` through `backend`, recording each call in `steps` and
+/// what it learnt in `facts`.
+pub fn attach<V: IommufdOps>(
     ops: &V,
     backend: Backend,
-    dev_vfio: &Path,
-    group: u32,
+    target: &Group,
     facts: &mut AttachFacts,
     steps: &mut Vec<Step>,
 ) -> Result<Attached<V::Fd>, AttachError> {
     match backend {
-        Backend::Legacy => legacy(ops, dev_vfio, group, facts, steps),
+        Backend::Legacy => legacy(ops, &target.host.path("/dev/vfio"), target.group, facts, steps),
+        Backend::Iommufd => iommufd::attach_group(ops, target.host, target.devices, steps)
+            .map(|s| {
+                facts.viable = true;
+                Attached::Iommufd(s)
+            })
+            .map_err(AttachError::Cdev),
     }
 }
 
@@ -385,7 +497,7 @@ fn legacy<V: VfioOps>(
             }),
     )?;
     facts.iommu_set = Some(name);
-    Ok(Attached {
+    Ok(Attached::Legacy {
         container,
         group: group_fd,
     })
@@ -396,17 +508,26 @@ mod tests {
     use super::super::proof::fake::FakeVfio;
     use super::*;
 
+    fn group(host: &Host, group: u32) -> Group<'_> {
+        Group {
+            host,
+            group,
+            devices: &[],
+        }
+    }
+
     #[test]
     fn the_plan_names_the_steps_the_run_records() {
         let fake = FakeVfio {
             group_flags: 1,
             ..Default::default()
         };
-        let dir = Path::new("/x/dev/vfio");
+        let host = Host::at("/x");
+        let g = group(&host, 7);
         let mut facts = AttachFacts::default();
         let mut steps = Vec::new();
-        attach(&fake, Backend::Legacy, dir, 7, &mut facts, &mut steps).unwrap();
-        let plan = planned_steps(Backend::Legacy, dir, 7);
+        attach(&fake, Backend::Legacy, &g, &mut facts, &mut steps).unwrap();
+        let plan = planned_steps(Backend::Legacy, &g);
         let key = |s: &Step| (s.action, s.target.clone(), s.value.clone());
         assert_eq!(
             steps.iter().map(key).collect::<Vec<_>>(),
@@ -425,16 +546,10 @@ mod tests {
         };
         let mut facts = AttachFacts::default();
         let mut steps = Vec::new();
-        let e = attach(
-            &fake,
-            Backend::Legacy,
-            Path::new("/dev/vfio"),
-            3,
-            &mut facts,
-            &mut steps,
-        )
-        .err()
-        .unwrap();
+        let host = Host::at("/");
+        let e = attach(&fake, Backend::Legacy, &group(&host, 3), &mut facts, &mut steps)
+            .err()
+            .unwrap();
         assert_eq!(e.step(), AttachStep::ApiVersion);
         assert!(e.to_string().contains("VFIO API version 1, expected 0"), "{e}");
         assert!(!fake.calls.borrow().iter().any(|c| c.ends_with("/3")));
@@ -446,16 +561,10 @@ mod tests {
         let fake = FakeVfio::default();
         let mut facts = AttachFacts::default();
         let mut steps = Vec::new();
-        let e = attach(
-            &fake,
-            Backend::Legacy,
-            Path::new("/dev/vfio"),
-            3,
-            &mut facts,
-            &mut steps,
-        )
-        .err()
-        .unwrap();
+        let host = Host::at("/");
+        let e = attach(&fake, Backend::Legacy, &group(&host, 3), &mut facts, &mut steps)
+            .err()
+            .unwrap();
         assert!(
             matches!(e, AttachError::NotViable { group: 3, flags: 0 }),
             "{e:?}"

@@ -14,10 +14,11 @@
 use crate::vfio::{Action, Outcome};
 use std::collections::BTreeSet;
 
+use super::attach::Group;
 use super::exec::Executor;
 use super::host::Host;
-use super::ioctl::VfioOps;
-use super::proof::{self};
+use super::ioctl::IommufdOps;
+use super::proof;
 use super::signals::Interrupted;
 use super::state::{self, Record};
 use super::{lock, Step};
@@ -36,7 +37,7 @@ use super::report::target;
 use super::unbind::restore_one;
 
 /// Drivers that do not claim DMA ownership: a group member on one of them does not break viability.
-const HARMLESS: &[&str] = &["vfio-pci", "pci-stub", "pcieport"];
+pub(super) const HARMLESS: &[&str] = &["vfio-pci", "pci-stub", "pcieport"];
 
 /// The functions a request names (every existing function of a slot).
 /// The addresses that are not bridges; bridges go to `skipped` (they never change driver, and
@@ -203,7 +204,7 @@ pub(crate) fn not_root() -> bool {
 }
 
 /// Bind what `spec` names to vfio-pci and prove its group(s).
-pub fn bind<V: VfioOps>(
+pub fn bind<V: IommufdOps>(
     host: &Host,
     ops: &V,
     spec: &AddressSpec,
@@ -292,22 +293,18 @@ pub fn bind<V: VfioOps>(
                 .filter(|t| t.iommu_group == Some(g))
                 .map(|t| t.address)
                 .collect();
+            let chosen = opts.backend.resolve(host, &devs, opts.dry_run, opts.open_device);
+            r.warnings.extend(chosen.note);
+            let target = Group {
+                host,
+                group: g,
+                devices: &devs,
+            };
             if opts.dry_run {
-                r.steps.extend(proof::planned_steps(
-                    &host.path("/dev/vfio"),
-                    g,
-                    &devs,
-                    opts.open_device,
-                ));
+                r.steps
+                    .extend(proof::planned_steps(chosen.backend, &target, opts.open_device));
             } else {
-                let p = proof::prove(
-                    ops,
-                    &host.path("/dev/vfio"),
-                    g,
-                    &devs,
-                    opts.open_device,
-                    &mut r.steps,
-                );
+                let p = proof::prove(ops, chosen.backend, &target, opts.open_device, &mut r.steps);
                 let err = p.error.clone();
                 r.proofs.push(p);
                 if let Some(e) = err {
@@ -408,6 +405,7 @@ pub fn bind<V: VfioOps>(
 
 #[cfg(test)]
 mod tests {
+    use super::super::attach::BackendChoice;
     use std::fs;
     use std::os::unix::fs::symlink;
     use std::path::Path;
@@ -480,6 +478,7 @@ mod tests {
             dry_run: true,
             open_device: false,
             timeout: Duration::from_secs(1),
+            backend: BackendChoice::Legacy,
         }
     }
 
@@ -513,6 +512,102 @@ mod tests {
         b.device("0000:01:00.0", "010802", Some("nvme"), 3);
         let r = dry(&b, "01:00.0", &opts(false, false));
         assert!(r.error.unwrap_or_default().contains("sys/block"));
+    }
+
+    /// The ioctl names a dry run plans.
+    fn planned_ioctls(r: &Report) -> Vec<String> {
+        r.steps
+            .iter()
+            .filter(|s| s.action == Action::Ioctl)
+            .filter_map(|s| s.value.clone())
+            .collect()
+    }
+
+    /// A kernel with iommufd and the device cdev (what a dry run looks for).
+    fn with_cdev(t: &Tree) {
+        fs::create_dir_all(t.root().join("dev")).unwrap();
+        fs::write(t.root().join("dev/iommu"), "").unwrap();
+        fs::create_dir_all(t.root().join("sys/class/vfio-dev")).unwrap();
+    }
+
+    #[test]
+    fn auto_keeps_a_reset_bug_gpu_off_the_cdev_and_says_why() {
+        let t = Tree::new();
+        t.device("0000:01:00.0", "030000", Some("amdgpu"), 3);
+        // An RX 5700 XT (Navi 10): check's reset table lists it.
+        let d = t.root().join("sys/devices/pci0000:00/0000:01:00.0");
+        fs::write(d.join("vendor"), "0x1002\n").unwrap();
+        fs::write(d.join("device"), "0x731f\n").unwrap();
+        with_cdev(&t);
+        let mut o = opts(false, false);
+        o.backend = BackendChoice::Auto;
+        let r = dry(&t, "01:00.0", &o);
+        assert_eq!(r.exit, ExitKind::Success, "{:?}", r.error);
+        let n = planned_ioctls(&r);
+        assert!(n.contains(&"VFIO_SET_IOMMU".to_string()), "{n:?}");
+        assert!(
+            !n.iter().any(|v| v.starts_with("VFIO_DEVICE_BIND_IOMMUFD")),
+            "{n:?}"
+        );
+        let why = r.warnings.join("\n");
+        assert!(
+            why.contains("0000:01:00.0 (AMD Navi 10)")
+                && why.contains("reset bug")
+                && why.contains("--backend iommufd"),
+            "{why}"
+        );
+        // Asked for explicitly, the cdev is used anyway, with nothing to explain.
+        o.backend = BackendChoice::Iommufd;
+        let r = dry(&t, "01:00.0", &o);
+        assert!(planned_ioctls(&r)
+            .iter()
+            .any(|v| v.starts_with("VFIO_DEVICE_BIND_IOMMUFD")));
+        assert!(
+            r.warnings.iter().all(|w| !w.contains("reset bug")),
+            "{:?}",
+            r.warnings
+        );
+        // --open-device opens (and resets) it on the legacy path too: no reason to avoid the cdev.
+        o.backend = BackendChoice::Auto;
+        o.open_device = true;
+        let r = dry(&t, "01:00.0", &o);
+        assert!(planned_ioctls(&r)
+            .iter()
+            .any(|v| v.starts_with("VFIO_DEVICE_BIND_IOMMUFD")));
+        // A GPU outside the table takes the cdev under auto.
+        fs::write(d.join("device"), "0x73bf\n").unwrap();
+        o.open_device = false;
+        let r = dry(&t, "01:00.0", &o);
+        assert!(planned_ioctls(&r)
+            .iter()
+            .any(|v| v.starts_with("VFIO_DEVICE_BIND_IOMMUFD")));
+        assert!(
+            r.warnings.iter().all(|w| !w.contains("reset bug")),
+            "{:?}",
+            r.warnings
+        );
+    }
+
+    #[test]
+    fn dry_run_plans_the_backend_asked_for_and_auto_follows_the_kernel() {
+        let t = Tree::new();
+        t.device("0000:01:00.0", "030000", Some("amdgpu"), 3);
+        let names = planned_ioctls;
+        let mut o = opts(false, false);
+        o.backend = BackendChoice::Iommufd;
+        let r = dry(&t, "01:00.0", &o);
+        assert_eq!(r.exit, ExitKind::Success, "{:?}", r.error);
+        let n = names(&r);
+        assert!(n.contains(&"IOMMU_IOAS_ALLOC".to_string()), "{n:?}");
+        assert!(n.iter().all(|v| !v.starts_with("VFIO_SET_IOMMU")), "{n:?}");
+        // auto: no /dev/iommu here, so the legacy container.
+        o.backend = BackendChoice::Auto;
+        let n = names(&dry(&t, "01:00.0", &o));
+        assert!(n.contains(&"VFIO_SET_IOMMU".to_string()), "{n:?}");
+        // auto with /dev/iommu and the vfio-dev class: the cdev.
+        with_cdev(&t);
+        let n = names(&dry(&t, "01:00.0", &o));
+        assert!(n.contains(&"VFIO_DEVICE_ATTACH_IOMMUFD_PT".to_string()), "{n:?}");
     }
 
     #[test]

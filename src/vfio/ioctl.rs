@@ -235,6 +235,200 @@ impl VfioOps for Kernel {
     }
 }
 
+// ---------------------------------------------------------------------------------------------
+// iommufd (/dev/iommu, 6.2+) and the VFIO device cdev (/dev/vfio/devices/vfioN, 6.6+).
+//
+// Layouts and numbers follow include/uapi/linux/iommufd.h and vfio.h of Linux 6.12: every
+// command is `_IO(';', n)` with no size bits; each struct starts with its own size (`size` for
+// iommufd, `argsz` for VFIO) so the kernel knows which version of the struct it was given.
+
+/// The iommufd calls of the cdev proof, on top of the VFIO device calls of [`VfioOps`]
+/// (`device_info`, `region_info`, `read_at` work on a cdev fd once it is bound and attached).
+pub trait IommufdOps: VfioOps {
+    /// `IOMMU_IOAS_ALLOC` on an open `/dev/iommu`: the new IO address space's id.
+    fn ioas_alloc(&self, iommufd: &Self::Fd) -> io::Result<u32>;
+    /// `VFIO_DEVICE_BIND_IOMMUFD` of an open cdev to an open `/dev/iommu`: the device id.
+    fn bind_iommufd(&self, device: &Self::Fd, iommufd: &Self::Fd) -> io::Result<u32>;
+    /// `VFIO_DEVICE_ATTACH_IOMMUFD_PT` to `pt_id` (an IOAS): the id the device ended up attached
+    /// to (the kernel makes a hardware page table for an IOAS and returns its id).
+    fn attach_pt(&self, device: &Self::Fd, pt_id: u32) -> io::Result<u32>;
+    /// `VFIO_DEVICE_DETACH_IOMMUFD_PT`.
+    fn detach_pt(&self, device: &Self::Fd) -> io::Result<()>;
+    /// The `st_rdev` (major, minor) of an open file, to check a cdev node is the device sysfs names.
+    fn rdev(&self, fd: &Self::Fd) -> io::Result<(u32, u32)>;
+}
+
+/// `struct iommu_ioas_alloc`.
+#[repr(C)]
+#[derive(Default)]
+struct IoasAlloc {
+    size: u32,
+    flags: u32,
+    out_ioas_id: u32,
+}
+
+/// `struct vfio_device_bind_iommufd`.
+#[repr(C)]
+#[derive(Default)]
+struct BindIommufd {
+    argsz: u32,
+    flags: u32,
+    iommufd: i32,
+    out_devid: u32,
+}
+
+/// `struct vfio_device_attach_iommufd_pt`.
+#[repr(C)]
+#[derive(Default)]
+struct AttachPt {
+    argsz: u32,
+    flags: u32,
+    pt_id: u32,
+}
+
+/// `struct vfio_device_detach_iommufd_pt`.
+#[repr(C)]
+#[derive(Default)]
+struct DetachPt {
+    argsz: u32,
+    flags: u32,
+}
+
+mod raw_iommufd {
+    use super::{AttachPt, BindIommufd, DetachPt, IoasAlloc};
+    use nix::sys::ioctl::ioctl_num_type;
+
+    const TYPE: u8 = b';';
+    const VFIO_BASE: u8 = 100;
+
+    /// `IOMMU_IOAS_ALLOC`: `_IO(IOMMUFD_TYPE, IOMMUFD_CMD_IOAS_ALLOC = 0x81)`.
+    pub const IOAS_ALLOC: ioctl_num_type = nix::request_code_none!(TYPE, 0x81);
+    /// `VFIO_DEVICE_BIND_IOMMUFD`: `_IO(VFIO_TYPE, VFIO_BASE + 18)`.
+    pub const BIND_IOMMUFD: ioctl_num_type = nix::request_code_none!(TYPE, VFIO_BASE + 18);
+    /// `VFIO_DEVICE_ATTACH_IOMMUFD_PT`: `_IO(VFIO_TYPE, VFIO_BASE + 19)`.
+    pub const ATTACH_PT: ioctl_num_type = nix::request_code_none!(TYPE, VFIO_BASE + 19);
+    /// `VFIO_DEVICE_DETACH_IOMMUFD_PT`: `_IO(VFIO_TYPE, VFIO_BASE + 20)`.
+    pub const DETACH_PT: ioctl_num_type = nix::request_code_none!(TYPE, VFIO_BASE + 20);
+
+    nix::ioctl_readwrite_bad!(ioas_alloc, IOAS_ALLOC, IoasAlloc);
+    nix::ioctl_readwrite_bad!(device_bind_iommufd, BIND_IOMMUFD, BindIommufd);
+    nix::ioctl_readwrite_bad!(device_attach_iommufd_pt, ATTACH_PT, AttachPt);
+    nix::ioctl_write_ptr_bad!(device_detach_iommufd_pt, DETACH_PT, DetachPt);
+}
+
+/// One C struct as vfiotool lays it out: its uapi name, size and each field's offset.
+pub type Layout = (&'static str, usize, Vec<(&'static str, usize)>);
+
+/// The iommufd/cdev structs as vfiotool defines them, for tests/uapi_layout.rs, which compiles
+/// the same `sizeof`/`offsetof` against the kernel's uapi headers and compares.
+#[doc(hidden)]
+pub fn iommufd_layouts() -> Vec<Layout> {
+    use std::mem::{offset_of, size_of};
+    vec![
+        (
+            "iommu_ioas_alloc",
+            size_of::<IoasAlloc>(),
+            vec![
+                ("size", offset_of!(IoasAlloc, size)),
+                ("flags", offset_of!(IoasAlloc, flags)),
+                ("out_ioas_id", offset_of!(IoasAlloc, out_ioas_id)),
+            ],
+        ),
+        (
+            "vfio_device_bind_iommufd",
+            size_of::<BindIommufd>(),
+            vec![
+                ("argsz", offset_of!(BindIommufd, argsz)),
+                ("flags", offset_of!(BindIommufd, flags)),
+                ("iommufd", offset_of!(BindIommufd, iommufd)),
+                ("out_devid", offset_of!(BindIommufd, out_devid)),
+            ],
+        ),
+        (
+            "vfio_device_attach_iommufd_pt",
+            size_of::<AttachPt>(),
+            vec![
+                ("argsz", offset_of!(AttachPt, argsz)),
+                ("flags", offset_of!(AttachPt, flags)),
+                ("pt_id", offset_of!(AttachPt, pt_id)),
+            ],
+        ),
+        (
+            "vfio_device_detach_iommufd_pt",
+            size_of::<DetachPt>(),
+            vec![
+                ("argsz", offset_of!(DetachPt, argsz)),
+                ("flags", offset_of!(DetachPt, flags)),
+            ],
+        ),
+    ]
+}
+
+/// The iommufd/cdev request numbers vfiotool uses, by their uapi macro names (same purpose).
+#[doc(hidden)]
+pub fn iommufd_requests() -> Vec<(&'static str, nix::sys::ioctl::ioctl_num_type)> {
+    vec![
+        ("IOMMU_IOAS_ALLOC", raw_iommufd::IOAS_ALLOC),
+        ("VFIO_DEVICE_BIND_IOMMUFD", raw_iommufd::BIND_IOMMUFD),
+        ("VFIO_DEVICE_ATTACH_IOMMUFD_PT", raw_iommufd::ATTACH_PT),
+        ("VFIO_DEVICE_DETACH_IOMMUFD_PT", raw_iommufd::DETACH_PT),
+    ]
+}
+
+impl IommufdOps for Kernel {
+    fn ioas_alloc(&self, iommufd: &File) -> io::Result<u32> {
+        let mut a = IoasAlloc {
+            size: argsz::<IoasAlloc>(),
+            ..Default::default()
+        };
+        // SAFETY: `a` is a live, writable iommu_ioas_alloc whose `size` is its own size; the
+        // kernel reads and writes at most that many bytes, only during the call.
+        unsafe { raw_iommufd::ioas_alloc(iommufd.as_raw_fd(), &mut a) }.map_err(errno)?;
+        Ok(a.out_ioas_id)
+    }
+
+    fn bind_iommufd(&self, device: &File, iommufd: &File) -> io::Result<u32> {
+        let mut b = BindIommufd {
+            argsz: argsz::<BindIommufd>(),
+            iommufd: iommufd.as_raw_fd(),
+            ..Default::default()
+        };
+        // SAFETY: `b` is a live, writable vfio_device_bind_iommufd with argsz its own size; the
+        // iommufd it names stays open (borrowed) for the call; the kernel writes only out_devid.
+        unsafe { raw_iommufd::device_bind_iommufd(device.as_raw_fd(), &mut b) }.map_err(errno)?;
+        Ok(b.out_devid)
+    }
+
+    fn attach_pt(&self, device: &File, pt_id: u32) -> io::Result<u32> {
+        let mut a = AttachPt {
+            argsz: argsz::<AttachPt>(),
+            flags: 0,
+            pt_id,
+        };
+        // SAFETY: `a` is a live, writable vfio_device_attach_iommufd_pt with argsz its own size;
+        // the kernel reads it and writes back pt_id, only during the call.
+        unsafe { raw_iommufd::device_attach_iommufd_pt(device.as_raw_fd(), &mut a) }.map_err(errno)?;
+        Ok(a.pt_id)
+    }
+
+    fn detach_pt(&self, device: &File) -> io::Result<()> {
+        let d = DetachPt {
+            argsz: argsz::<DetachPt>(),
+            flags: 0,
+        };
+        // SAFETY: the kernel only reads `d` (argsz its own size), which lives for the call.
+        unsafe { raw_iommufd::device_detach_iommufd_pt(device.as_raw_fd(), &d) }
+            .map(|_| ())
+            .map_err(errno)
+    }
+
+    fn rdev(&self, fd: &File) -> io::Result<(u32, u32)> {
+        use std::os::unix::fs::MetadataExt;
+        let r = fd.metadata()?.rdev();
+        Ok((nix::sys::stat::major(r) as u32, nix::sys::stat::minor(r) as u32))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -251,5 +445,57 @@ mod tests {
         assert_eq!(nix::request_code_none!(b';', 100), 0x3B64);
         assert_eq!(nix::request_code_none!(b';', 103), 0x3B67);
         assert_eq!(nix::request_code_none!(b';', 108), 0x3B6C);
+    }
+
+    /// Sizes and offsets printed by gcc from Linux 6.12's include/uapi/linux/{iommufd,vfio}.h
+    /// (`sizeof`/`offsetof` of each struct); tests/uapi_layout.rs compiles the same against the headers.
+    #[test]
+    fn iommufd_layouts_match_the_6_12_uapi_headers() {
+        use std::mem::{offset_of, size_of};
+        assert_eq!(size_of::<IoasAlloc>(), 12);
+        assert_eq!(
+            (
+                offset_of!(IoasAlloc, size),
+                offset_of!(IoasAlloc, flags),
+                offset_of!(IoasAlloc, out_ioas_id)
+            ),
+            (0, 4, 8)
+        );
+        assert_eq!(size_of::<BindIommufd>(), 16);
+        assert_eq!(
+            (
+                offset_of!(BindIommufd, argsz),
+                offset_of!(BindIommufd, flags),
+                offset_of!(BindIommufd, iommufd),
+                offset_of!(BindIommufd, out_devid)
+            ),
+            (0, 4, 8, 12)
+        );
+        assert_eq!(size_of::<AttachPt>(), 12);
+        assert_eq!(
+            (
+                offset_of!(AttachPt, argsz),
+                offset_of!(AttachPt, flags),
+                offset_of!(AttachPt, pt_id)
+            ),
+            (0, 4, 8)
+        );
+        assert_eq!(size_of::<DetachPt>(), 8);
+        assert_eq!((offset_of!(DetachPt, argsz), offset_of!(DetachPt, flags)), (0, 4));
+    }
+
+    /// The request numbers gcc printed from the same headers (and the notes saw on x86_64).
+    #[test]
+    fn iommufd_request_numbers_match_the_6_12_uapi_headers() {
+        assert_eq!(
+            iommufd_requests(),
+            [
+                ("IOMMU_IOAS_ALLOC", 0x3B81),
+                ("VFIO_DEVICE_BIND_IOMMUFD", 0x3B76),
+                ("VFIO_DEVICE_ATTACH_IOMMUFD_PT", 0x3B77),
+                ("VFIO_DEVICE_DETACH_IOMMUFD_PT", 0x3B78),
+            ]
+        );
+        assert_eq!(nix::request_code_none!(b';', 107), 0x3B6B); // VFIO_DEVICE_GET_INFO
     }
 }

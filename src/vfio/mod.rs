@@ -17,6 +17,7 @@ pub mod exec;
 pub mod guard;
 pub mod host;
 pub mod ioctl;
+pub mod iommufd;
 pub mod lock;
 pub mod proof;
 pub mod report;

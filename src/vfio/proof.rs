@@ -1,15 +1,18 @@
-//! The proof that a bound group is usable by a VM: the same ioctl sequence QEMU makes, up to
+//! The proof that a bound group is usable by a VM: the same ioctl sequence QEMU makes, through
+//! the one attach sequence (`attach.rs`) with the backend the caller chose. Legacy: up to
 //! `VFIO_SET_IOMMU` (and, only when asked, opening each device, which makes vfio-pci reset it).
+//! iommufd: every device's cdev bound (which opens and resets it) and attached, its info and ROM
+//! region read, then detached.
 //! Each ioctl is one [`Step`]; the first failure ends the proof with a message that says what it
 //! means and what to do.
 
 use crate::vfio::Outcome;
-use std::path::Path;
 
 use serde::Serialize;
 
-use super::attach::{self, AttachFacts, Attached, Backend};
-use super::ioctl::{self, DeviceInfo, VfioOps};
+use super::attach::{self, AttachError, AttachFacts, Attached, Backend, Group};
+use super::ioctl::{self, DeviceInfo, IommufdOps};
+use super::iommufd;
 use super::Step;
 use crate::pci::address::PciAddress;
 
@@ -17,6 +20,7 @@ use crate::pci::address::PciAddress;
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Proof {
     pub group: u32,
+    pub backend: Backend,
     pub api_version: Option<i32>,
     pub type1: bool,
     pub type1v2: bool,
@@ -25,8 +29,12 @@ pub struct Proof {
     pub container_set: bool,
     pub iommu_set: Option<&'static str>,
     pub devices: Vec<DeviceProof>,
+    /// The iommufd backend's per-device results (empty for the legacy backend).
+    pub cdev: Vec<super::iommufd::CdevProof>,
     /// Why the proof stopped, when it did.
     pub error: Option<String>,
+    /// The iommufd backend's failed step, with the causes found (None for the legacy backend).
+    pub cdev_error: Option<super::iommufd::CdevError>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -45,11 +53,13 @@ impl Proof {
 }
 
 /// The ioctls the proof would make, for `--dry-run`: the attach sequence's own plan (same step
-/// names and nodes as the real run), then the device opens when asked.
-pub fn planned_steps(dev_vfio: &Path, group: u32, devices: &[PciAddress], open_device: bool) -> Vec<Step> {
-    let mut v = attach::planned_steps(Backend::Legacy, dev_vfio, group);
-    if open_device {
-        for d in devices {
+/// names and nodes as the real run), then what the proof does with the attached devices.
+pub fn planned_steps(backend: Backend, target: &Group, open_device: bool) -> Vec<Step> {
+    let mut v = attach::planned_steps(backend, target);
+    if backend == Backend::Iommufd {
+        v.extend(iommufd::planned_inspect(target.devices));
+    } else if open_device {
+        for d in target.devices {
             let t = d.to_string();
             v.push(Step::ioctl(
                 "VFIO_GROUP_GET_DEVICE_FD",
@@ -69,45 +79,61 @@ pub fn planned_steps(dev_vfio: &Path, group: u32, devices: &[PciAddress], open_d
     v
 }
 
-/// Run the proof for `group` (the group node under `dev_vfio`), recording each ioctl in `steps`.
-pub fn prove<V: VfioOps>(
+/// Run the proof for `target` through `backend`, recording each ioctl in `steps`.
+pub fn prove<V: IommufdOps>(
     ops: &V,
-    dev_vfio: &Path,
-    group: u32,
-    devices: &[PciAddress],
+    backend: Backend,
+    target: &Group,
     open_device: bool,
     steps: &mut Vec<Step>,
 ) -> Proof {
     let mut proof = Proof {
-        group,
+        group: target.group,
+        backend,
         ..Default::default()
     };
-    if let Err(e) = run(ops, dev_vfio, group, devices, open_device, steps, &mut proof) {
+    if let Err(e) = run(ops, backend, target, open_device, steps, &mut proof) {
         proof.error = Some(e);
     }
     proof
 }
 
-fn run<V: VfioOps>(
+fn run<V: IommufdOps>(
     ops: &V,
-    dev_vfio: &Path,
-    group: u32,
-    devices: &[PciAddress],
+    backend: Backend,
+    target: &Group,
     open_device: bool,
     steps: &mut Vec<Step>,
     proof: &mut Proof,
 ) -> Result<(), String> {
     let mut facts = AttachFacts::default();
-    let attached = attach::attach(ops, Backend::Legacy, dev_vfio, group, &mut facts, steps);
+    let attached = attach::attach(ops, backend, target, &mut facts, steps);
     proof.api_version = facts.api_version;
     proof.type1 = facts.type1;
     proof.type1v2 = facts.type1v2;
     proof.viable = facts.viable;
     proof.container_set = facts.container_set;
     proof.iommu_set = facts.iommu_set;
-    // Keep the container open as long as the group is used (the fake counts opens and closes).
-    let attached: Attached<V::Fd> = attached.map_err(|e| e.to_string())?;
-    let group_fd = &attached.group;
+    // Keep the container (or iommufd) open as long as the group is used (the fake counts opens
+    // and closes).
+    let attached: Attached<V::Fd> = attached.map_err(|e| {
+        let msg = e.to_string();
+        if let AttachError::Cdev(c) = e {
+            proof.cdev_error = Some(c);
+        }
+        msg
+    })?;
+    let group_fd = match &attached {
+        Attached::Legacy { group, .. } => group,
+        Attached::Iommufd(session) => {
+            return iommufd::inspect(ops, session, steps, &mut proof.cdev).map_err(|e| {
+                let msg = e.to_string();
+                proof.cdev_error = Some(e);
+                msg
+            });
+        }
+    };
+    let devices = target.devices;
 
     if open_device {
         for addr in devices {
@@ -191,6 +217,8 @@ pub(crate) mod fake {
         /// `VFIO_GET_API_VERSION` answers this (0 is the only valid version).
         pub api_version: i32,
         pub calls: RefCell<Vec<String>>,
+        /// errno of VFIO_DEVICE_BIND_IOMMUFD (None: it works).
+        pub bind_iommufd_errno: Option<i32>,
     }
 
     impl VfioOps for FakeVfio {
@@ -256,12 +284,56 @@ pub(crate) mod fake {
 }
 
 #[cfg(test)]
+impl fake::FakeVfio {
+    /// The major:minor the fake cdev nodes have (tests write the same into sysfs `dev`).
+    pub const CDEV_RDEV: (u32, u32) = (511, 0);
+}
+
+#[cfg(test)]
+impl super::ioctl::IommufdOps for fake::FakeVfio {
+    fn ioas_alloc(&self, _: &String) -> std::io::Result<u32> {
+        self.calls.borrow_mut().push("ioas_alloc".into());
+        Ok(1)
+    }
+    fn bind_iommufd(&self, dev: &String, _: &String) -> std::io::Result<u32> {
+        self.calls.borrow_mut().push(format!("bind_iommufd {dev}"));
+        match self.bind_iommufd_errno {
+            Some(e) => Err(std::io::Error::from_raw_os_error(e)),
+            None => Ok(2),
+        }
+    }
+    fn attach_pt(&self, _: &String, pt: u32) -> std::io::Result<u32> {
+        self.calls.borrow_mut().push(format!("attach_pt {pt}"));
+        Ok(3)
+    }
+    fn detach_pt(&self, _: &String) -> std::io::Result<()> {
+        self.calls.borrow_mut().push("detach_pt".into());
+        Ok(())
+    }
+    fn rdev(&self, _: &String) -> std::io::Result<(u32, u32)> {
+        Ok(Self::CDEV_RDEV)
+    }
+}
+
+#[cfg(test)]
 mod tests {
     use super::fake::FakeVfio;
     use super::*;
 
     fn dev() -> Vec<PciAddress> {
         vec![PciAddress::new(0, 1, 0, 0)]
+    }
+
+    /// The legacy proof of group 5 (one device) with nodes under /dev/vfio.
+    fn prove_legacy(f: &FakeVfio, open_device: bool, steps: &mut Vec<Step>) -> Proof {
+        let host = super::super::host::Host::at("/");
+        let devices = dev();
+        let g = Group {
+            host: &host,
+            group: 5,
+            devices: &devices,
+        };
+        prove(f, Backend::Legacy, &g, open_device, steps)
     }
 
     #[test]
@@ -271,7 +343,7 @@ mod tests {
             ..Default::default()
         };
         let mut steps = Vec::new();
-        let p = prove(&f, Path::new("/dev/vfio"), 5, &dev(), false, &mut steps);
+        let p = prove_legacy(&f, false, &mut steps);
         assert!(p.ok(), "{:?}", p.error);
         assert!(p.viable && p.container_set);
         assert_eq!(p.iommu_set, Some("TYPE1v2"));
@@ -283,7 +355,7 @@ mod tests {
     fn not_viable_stops_at_get_status() {
         let f = FakeVfio::default();
         let mut steps = Vec::new();
-        let p = prove(&f, Path::new("/dev/vfio"), 5, &dev(), false, &mut steps);
+        let p = prove_legacy(&f, false, &mut steps);
         assert!(!p.viable);
         assert!(p.error.as_deref().unwrap_or("").contains("not viable"));
         assert!(!p.container_set);
@@ -297,7 +369,7 @@ mod tests {
             ..Default::default()
         };
         let mut steps = Vec::new();
-        let p = prove(&f, Path::new("/dev/vfio"), 5, &dev(), false, &mut steps);
+        let p = prove_legacy(&f, false, &mut steps);
         let e = p.error.unwrap_or_default();
         assert!(e.contains("interrupt remapping"), "{e}");
         assert!(e.contains("allow_unsafe_interrupts"), "{e}");
@@ -311,7 +383,7 @@ mod tests {
             ..Default::default()
         };
         let mut steps = Vec::new();
-        let p = prove(&f, Path::new("/dev/vfio"), 5, &dev(), true, &mut steps);
+        let p = prove_legacy(&f, true, &mut steps);
         assert!(p.ok());
         assert_eq!(p.devices[0].rom_region_size, Some(0x40000));
         assert_eq!(p.devices[0].info.map(|i| i.num_regions), Some(9));

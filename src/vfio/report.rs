@@ -20,6 +20,8 @@ pub struct BindOptions {
     pub dry_run: bool,
     pub open_device: bool,
     pub timeout: Duration,
+    /// Which VFIO interface proves the groups (`--backend`).
+    pub backend: super::attach::BackendChoice,
 }
 
 /// One device the command changes.

@@ -6,9 +6,10 @@ use std::fs::File;
 use std::io::{self, Read};
 use std::time::Duration;
 
-use super::attach::{self, AttachError, AttachFacts, Backend};
+use super::attach::{self, AttachError, AttachFacts, Attached, BackendChoice};
 use super::host::{Host, WriteError};
-use super::ioctl::{self, VfioOps};
+use super::ioctl::{self, IommufdOps, VfioOps};
+use super::iommufd::Session;
 use crate::error::{Error, ExitKind};
 use crate::output::Progress;
 use crate::pci::address::PciAddress;
@@ -203,7 +204,30 @@ fn analyze(addr: &PciAddress, bytes: &[u8], notes: &[String]) -> DumpResult<RomA
     })
 }
 
-pub fn via_vfio<V: VfioOps>(host: &Host, ops: &V, addr: &PciAddress) -> DumpResult<Dump> {
+/// The device fd a ROM region is read through, with what keeps it usable.
+enum Opened<F> {
+    Legacy { _attached: Attached<F>, dev: F },
+    Cdev(Session<F>),
+}
+
+impl<F> Opened<F> {
+    fn dev(&self) -> Option<&F> {
+        match self {
+            Opened::Legacy { dev, .. } => Some(dev),
+            Opened::Cdev(s) => s.devices.first().map(|d| &d.fd),
+        }
+    }
+}
+
+/// The ROM region of `addr` (on vfio-pci) through the backend `choice` resolves to, attached by
+/// the one attach sequence: the legacy group and container, or the device cdev bound to an
+/// iommufd. Both open the device (vfio-pci resets it).
+pub fn via_vfio<V: IommufdOps>(
+    host: &Host,
+    ops: &V,
+    addr: &PciAddress,
+    choice: BackendChoice,
+) -> DumpResult<Dump> {
     let drv = host.driver(addr);
     if drv.as_deref() != Some(super::bind::VFIO_PCI) {
         return Err(Error::new(
@@ -217,23 +241,29 @@ pub fn via_vfio<V: VfioOps>(host: &Host, ops: &V, addr: &PciAddress) -> DumpResu
     let group = host
         .iommu_group(addr)
         .ok_or_else(|| Error::new(ExitKind::System, format!("{addr} has no IOMMU group")))?;
-    let sys = |what: &str, e: io::Error| Error::new(ExitKind::System, format!("{addr}: {what}: {e}"));
-    // The one attach sequence (the proof's): API version checked, group node retried.
+    let devices = [*addr];
+    let backend = choice.resolve(host, &devices, false, true).backend;
+    let target = attach::Group {
+        host,
+        group,
+        devices: &devices,
+    };
+    // The one attach sequence (the proof's): API version checked, group node retried, or the
+    // cdev found, checked, bound and attached.
     let mut facts = AttachFacts::default();
     let mut steps = Vec::new();
-    let attached = attach::attach(
-        ops,
-        Backend::Legacy,
-        &host.path("/dev/vfio"),
-        group,
-        &mut facts,
-        &mut steps,
-    )
-    .map_err(|e| match e {
+    let attached = attach::attach(ops, backend, &target, &mut facts, &mut steps).map_err(|e| match e {
         AttachError::NotViable { .. } => Error::new(
             ExitKind::VerdictNotMet,
             format!("{addr}: {e}; bind the whole group first"),
         ),
+        AttachError::Cdev(ref c) => {
+            let kind = match c.errno {
+                Some(nix::libc::EPERM) | Some(nix::libc::EBUSY) => ExitKind::VerdictNotMet,
+                _ => ExitKind::System,
+            };
+            Error::new(kind, format!("{addr}: {e}"))
+        }
         AttachError::OpenContainer { .. }
         | AttachError::ApiVersion { .. }
         | AttachError::NoType1
@@ -244,12 +274,31 @@ pub fn via_vfio<V: VfioOps>(host: &Host, ops: &V, addr: &PciAddress) -> DumpResu
             Error::new(ExitKind::System, format!("{addr}: {}: {e}", e.step().name()))
         }
     })?;
-    let g = attached.group;
-    let dev = ops
-        .device_fd(&g, &addr.to_string())
-        .map_err(|e| sys("VFIO_GROUP_GET_DEVICE_FD", e))?;
+    let opened = match attached {
+        Attached::Iommufd(s) => Opened::Cdev(s),
+        Attached::Legacy { ref group, .. } => {
+            let dev = ops.device_fd(group, &addr.to_string()).map_err(|e| {
+                Error::new(ExitKind::System, format!("{addr}: VFIO_GROUP_GET_DEVICE_FD: {e}"))
+            })?;
+            Opened::Legacy {
+                _attached: attached,
+                dev,
+            }
+        }
+    };
+    read_region(ops, addr, opened)
+}
+
+fn read_region<V: VfioOps>(ops: &V, addr: &PciAddress, opened: Opened<V::Fd>) -> DumpResult<Dump> {
+    let sys = |what: &str, e: io::Error| Error::new(ExitKind::System, format!("{addr}: {what}: {e}"));
+    let dev = opened.dev().ok_or_else(|| {
+        Error::new(
+            ExitKind::System,
+            format!("{addr}: the attach left no device open"),
+        )
+    })?;
     let region = ops
-        .region_info(&dev, ioctl::PCI_ROM_REGION_INDEX)
+        .region_info(dev, ioctl::PCI_ROM_REGION_INDEX)
         .map_err(|e| sys("VFIO_DEVICE_GET_REGION_INFO(ROM)", e))?;
     if region.size == 0 {
         return Err(Error::new(
@@ -268,7 +317,7 @@ pub fn via_vfio<V: VfioOps>(host: &Host, ops: &V, addr: &PciAddress) -> DumpResu
     // Bounded: each successful read advances; a zero-length read ends it.
     while done < bytes.len() {
         let n = ops
-            .read_at(&dev, &mut bytes[done..], region.offset + done as u64)
+            .read_at(dev, &mut bytes[done..], region.offset + done as u64)
             .map_err(|e| sys("read ROM region", e))?;
         if n == 0 {
             break;
@@ -287,6 +336,20 @@ pub fn via_vfio<V: VfioOps>(host: &Host, ops: &V, addr: &PciAddress) -> DumpResu
         .min(bytes.len());
     let trimmed = bytes.len() - end;
     let mut notes = Vec::new();
+    let via_note = match &opened {
+        Opened::Legacy { .. } => {
+            "read through the legacy VFIO group and container (backend legacy)".to_string()
+        }
+        Opened::Cdev(s) => {
+            let d = s.devices.first();
+            format!(
+                "read through the device cdev {} bound to iommufd (backend iommufd, devid {}, IOAS {})",
+                d.map_or("?", |d| d.cdev.as_str()),
+                d.map_or(0, |d| d.devid),
+                s.ioas_id
+            )
+        }
+    };
     if trimmed > 0 {
         if bytes[end..].iter().all(|b| *b == 0xFF) {
             notes.push(format!(
@@ -299,6 +362,7 @@ pub fn via_vfio<V: VfioOps>(host: &Host, ops: &V, addr: &PciAddress) -> DumpResu
         }
         bytes.truncate(end);
     }
+    notes.push(via_note);
     let analysis = analyze(addr, &bytes, &[])?;
     Ok(Dump {
         bytes,
@@ -384,7 +448,7 @@ mod tests {
             rom,
             ..Default::default()
         };
-        let d = via_vfio(&host, &f, &a).unwrap_or_else(|e| panic!("{}", e.message));
+        let d = via_vfio(&host, &f, &a, BackendChoice::Legacy).unwrap_or_else(|e| panic!("{}", e.message));
         assert_eq!(d.bytes, tiny_rom());
         assert_eq!(d.trimmed, 4096 - 512);
         assert!(d.notes[0].contains("0xFF padding"));
@@ -394,14 +458,14 @@ mod tests {
     fn vfio_dump_refuses_a_device_not_on_vfio_pci_and_an_empty_region() {
         let (_t, host, a) = fake_host("nvme");
         let f = FakeVfio::default();
-        let e = via_vfio(&host, &f, &a).err().unwrap();
+        let e = via_vfio(&host, &f, &a, BackendChoice::Legacy).err().unwrap();
         assert!(e.message.contains("not vfio-pci"), "{}", e.message);
         let (_t, host, a) = fake_host("vfio-pci");
         let f = FakeVfio {
             group_flags: 1,
             ..Default::default()
         };
-        let e = via_vfio(&host, &f, &a).err().unwrap();
+        let e = via_vfio(&host, &f, &a, BackendChoice::Legacy).err().unwrap();
         assert_eq!(e.kind, ExitKind::BadInput);
         assert!(e.message.contains("no valid ROM"), "{}", e.message);
     }

@@ -49,6 +49,14 @@ if [ -s "$out/bzImage" ]; then
 fi
 
 mkdir -p "$cache"
+# One build at a time (two test machines, or two test runs, may ask at once): wait for the other
+# and use its result.
+exec 9>"$cache/.build-iommufd.lock"
+flock 9
+if [ -s "$out/bzImage" ]; then
+  echo "$out/bzImage"
+  exit 0
+fi
 work=$(mktemp -d "$cache/.build-iommufd-XXXXXX")
 trap 'rm -rf "$work"' EXIT
 start=$(date +%s)

@@ -16,6 +16,9 @@ use super::{copy, repo, run, work_dir};
 pub enum Flavour {
     Cloud,
     Generic,
+    /// Debian's linux-source-6.12 built by tests/guest/build-iommufd-kernel.sh: iommufd, the
+    /// VFIO device cdev and the legacy container, all built in (no modules).
+    Iommufd,
 }
 
 impl Flavour {
@@ -24,6 +27,7 @@ impl Flavour {
         match self {
             Flavour::Cloud => "linux-image-cloud-amd64",
             Flavour::Generic => "linux-image-amd64",
+            Flavour::Iommufd => "linux-source-6.12",
         }
     }
 }
@@ -141,6 +145,9 @@ pub struct GuestKernel {
 /// The current kernel of `flavour` (the package its metapackage depends on), cached; with
 /// `headers`, also linux-headers-RELEASE and what it depends on (the -common tree, linux-kbuild).
 pub fn guest_kernel(flavour: Flavour, headers: bool) -> Result<GuestKernel, String> {
+    if flavour == Flavour::Iommufd {
+        return iommufd_kernel();
+    }
     let pkg = depends_on(flavour.meta(), "linux-image-")?.remove(0);
     let release = pkg.trim_start_matches("linux-image-").to_string();
     let image = cached_debs(&pkg, std::slice::from_ref(&pkg), &|_, _| Ok(()))?.join("root");
@@ -179,6 +186,52 @@ pub fn guest_kernel(flavour: Flavour, headers: bool) -> Result<GuestKernel, Stri
     })
 }
 
+/// The kernel tests/guest/build-iommufd-kernel.sh builds (about 7 minutes on 2 cores the first
+/// time, then cached under the cache dir). Built once per test process: the machines that boot it
+/// share the result.
+fn iommufd_kernel() -> Result<GuestKernel, String> {
+    static BUILT: std::sync::OnceLock<Result<PathBuf, String>> = std::sync::OnceLock::new();
+    let bz = BUILT
+        .get_or_init(|| {
+            // A kernel built elsewhere (same options) can be named instead of building one.
+            if let Some(p) = std::env::var_os("VFIOTOOL_IOMMUFD_KERNEL") {
+                return Ok(PathBuf::from(p));
+            }
+            let started = std::time::Instant::now();
+            let script = repo().join("tests/guest/build-iommufd-kernel.sh");
+            let out = run(
+                Command::new("bash")
+                    .arg(&script)
+                    .env("VFIOTOOL_TEST_CACHE", cache_dir()),
+                "building the iommufd guest kernel",
+            )?;
+            let path = out
+                .lines()
+                .last()
+                .map(PathBuf::from)
+                .filter(|p| p.is_file())
+                .ok_or_else(|| format!("{} printed no bzImage path: {out}", script.display()))?;
+            eprintln!(
+                "guest kernel {} ready in {:.1} s",
+                path.display(),
+                started.elapsed().as_secs_f64()
+            );
+            Ok(path)
+        })
+        .clone()?;
+    let dir = bz.parent().ok_or("bzImage without a directory")?;
+    let release = fs::read_to_string(dir.join("VERSION"))
+        .map(|v| format!("6.12 iommufd ({})", v.trim()))
+        .unwrap_or_else(|_| "6.12 iommufd".into());
+    Ok(GuestKernel {
+        release,
+        vmlinuz: bz.clone(),
+        // No modules: everything the scenarios need is built in.
+        moddir: dir.join("no-modules"),
+        headers: None,
+    })
+}
+
 /// The module name (`modinfo` style: `-` and `_` are the same) of a .ko file name.
 fn module_name(s: &str) -> String {
     s.trim_end_matches(".ko").replace('-', "_")
@@ -203,6 +256,9 @@ fn module_depends(ko: &Path) -> Result<Vec<String>, String> {
 /// `roots` and everything they depend on, dependencies first (from each module's `depends=`;
 /// the package ships no modules.dep). `vfio_virqfd` may be absent (merged into vfio in 6.2).
 pub fn module_order(moddir: &Path, roots: &[&str]) -> Result<Vec<PathBuf>, String> {
+    if roots.is_empty() {
+        return Ok(Vec::new());
+    }
     let mut index = BTreeMap::new();
     let mut stack = vec![moddir.join("kernel")];
     while let Some(d) = stack.pop() {
@@ -280,4 +336,56 @@ pub fn build_slowremove(headers: &Path) -> Result<PathBuf, String> {
         return Err(format!("make left no {}", ko.display()));
     }
     Ok(ko)
+}
+
+/// QEMU 10 from bookworm-backports, the QEMU here that has the iommufd backend
+/// (`-object iommufd`): downloaded with apt-get through a private source list (the host's apt
+/// configuration and its QEMU 7.2 stay as they are) and unpacked into the cache once. Returns the
+/// unpacked root (its `usr/bin/qemu-system-x86_64` runs with the host's libraries).
+pub fn backports_qemu() -> Result<PathBuf, String> {
+    let dir = cache_dir().join("bpo-qemu");
+    let root = dir.join("root");
+    if root.join("usr/bin/qemu-system-x86_64").is_file() {
+        return Ok(root);
+    }
+    let tmp = cache_dir().join(".bpo-qemu.tmp");
+    let _ = fs::remove_dir_all(&tmp);
+    for d in ["lists/partial", "cache/archives/partial", "debs"] {
+        fs::create_dir_all(tmp.join(d)).map_err(|e| format!("{}: {e}", tmp.join(d).display()))?;
+    }
+    let list = tmp.join("bpo.list");
+    fs::write(
+        &list,
+        "deb http://deb.debian.org/debian bookworm-backports main\n",
+    )
+    .map_err(|e| e.to_string())?;
+    let opts = [
+        format!("-oDir::Etc::SourceList={}", list.display()),
+        "-oDir::Etc::SourceParts=/dev/null".to_string(),
+        format!("-oDir::State::Lists={}", tmp.join("lists").display()),
+        format!("-oDir::Cache={}", tmp.join("cache").display()),
+    ];
+    run(
+        Command::new("apt-get").args(&opts).args(["update", "-qq"]),
+        "apt-get update (bookworm-backports)",
+    )?;
+    run(
+        Command::new("apt-get")
+            .args(&opts)
+            .args(["download", "-qq", "qemu-system-x86"])
+            .current_dir(tmp.join("debs")),
+        "apt-get download qemu-system-x86 (bookworm-backports)",
+    )?;
+    for e in fs::read_dir(tmp.join("debs")).map_err(|e| e.to_string())? {
+        let deb = e.map_err(|e| e.to_string())?.path();
+        run(
+            Command::new("dpkg-deb").arg("-x").arg(&deb).arg(tmp.join("root")),
+            "dpkg-deb -x",
+        )?;
+    }
+    let _ = fs::remove_dir_all(&dir);
+    fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    fs::rename(tmp.join("root"), &root).map_err(|e| format!("{}: {e}", root.display()))?;
+    let _ = fs::remove_dir_all(&tmp);
+    Ok(root)
 }

@@ -14,6 +14,7 @@ mod devices;
 mod display;
 pub(crate) mod facts;
 mod initramfs;
+mod iommufd;
 mod kernel_log;
 mod modules;
 mod platform;
@@ -26,11 +27,13 @@ use crate::host::bootloader::BootLoader;
 use crate::host::HostRoot;
 use crate::pci::groups::Groups;
 use crate::vfio::attach::{self, AttachError, AttachFacts, Backend};
-use crate::vfio::ioctl::VfioOps;
+use crate::vfio::host::Host as VfioHost;
+use crate::vfio::ioctl::IommufdOps;
 
 use display::*;
 use facts::gather;
 use initramfs::*;
+pub(crate) use iommufd::libvirt_schema_has_iommufd;
 use modules::*;
 pub(crate) use platform::ir_chips;
 use platform::*;
@@ -86,10 +89,10 @@ pub enum IrProbe {
 pub type ProbeFn<'a> = &'a dyn Fn(&Groups) -> IrProbe;
 
 /// The definitive interrupt-remapping test: on the first group whose endpoints are all on
-/// vfio-pci, open the container and the group under `dev_vfio` (`/dev/vfio`), attach the group and
+/// vfio-pci, open the container and the group under `host`'s `/dev/vfio`, attach the group and
 /// call `VFIO_SET_IOMMU` (TYPE1v2 when offered, else TYPE1). It never opens a device fd, so no
 /// device is reset; the fds close (and the container is released) when this returns.
-pub fn probe_set_iommu<V: VfioOps>(ops: &V, dev_vfio: &std::path::Path, groups: &Groups) -> IrProbe {
+pub fn probe_set_iommu<V: IommufdOps>(ops: &V, host: &VfioHost, groups: &Groups) -> IrProbe {
     let candidate = groups.groups.iter().find(|g| {
         let mut endpoints = g.endpoints().peekable();
         endpoints.peek().is_some() && g.endpoints().all(|d| d.driver.as_deref() == Some("vfio-pci"))
@@ -102,7 +105,15 @@ pub fn probe_set_iommu<V: VfioOps>(ops: &V, dev_vfio: &std::path::Path, groups: 
     // SET_IOMMU is a finding; a step before it means the test could not run.
     let mut facts = AttachFacts::default();
     let mut steps = Vec::new();
-    match attach::attach(ops, Backend::Legacy, dev_vfio, group, &mut facts, &mut steps) {
+    // Always the legacy backend: SET_IOMMU is the type1 test of interrupt remapping, and it
+    // opens no device (a cdev bind would reset it).
+    let devices: Vec<_> = g.endpoints().map(|d| d.address).collect();
+    let target = attach::Group {
+        host,
+        group,
+        devices: &devices,
+    };
+    match attach::attach(ops, Backend::Legacy, &target, &mut facts, &mut steps) {
         Ok(_) => IrProbe::Passed { group },
         Err(e) => match e {
             AttachError::SetContainer { .. } | AttachError::SetIommu { .. } => IrProbe::Refused {
@@ -117,7 +128,8 @@ pub fn probe_set_iommu<V: VfioOps>(ops: &V, dev_vfio: &std::path::Path, groups: 
             | AttachError::ApiVersion { .. }
             | AttachError::NoType1
             | AttachError::OpenGroup { .. }
-            | AttachError::GroupStatus { .. } => IrProbe::NotTested(format!("group {group}: {e}")),
+            | AttachError::GroupStatus { .. }
+            | AttachError::Cdev(_) => IrProbe::NotTested(format!("group {group}: {e}")),
         },
     }
 }
@@ -209,6 +221,7 @@ pub fn run_with(root: &HostRoot, probe: Option<ProbeFn>) -> CheckReport {
     let mut checks = checks;
     checks.extend(devices::checks(root, &f));
     checks.extend(kernel_log::checks(&f));
+    checks.extend(iommufd::checks(root));
     let ready = !checks.iter().any(|c| c.status == Status::Fail);
     CheckReport {
         schema: SCHEMA,

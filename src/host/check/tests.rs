@@ -27,7 +27,26 @@ struct Fake {
     calls: RefCell<Vec<String>>,
 }
 
-impl VfioOps for Fake {
+/// check's probe is legacy only: a cdev call here is a bug, answered with ENOTTY.
+impl crate::vfio::ioctl::IommufdOps for Fake {
+    fn ioas_alloc(&self, _: &Self::Fd) -> std::io::Result<u32> {
+        Err(std::io::Error::from_raw_os_error(nix::libc::ENOTTY))
+    }
+    fn bind_iommufd(&self, _: &Self::Fd, _: &Self::Fd) -> std::io::Result<u32> {
+        Err(std::io::Error::from_raw_os_error(nix::libc::ENOTTY))
+    }
+    fn attach_pt(&self, _: &Self::Fd, _: u32) -> std::io::Result<u32> {
+        Err(std::io::Error::from_raw_os_error(nix::libc::ENOTTY))
+    }
+    fn detach_pt(&self, _: &Self::Fd) -> std::io::Result<()> {
+        Err(std::io::Error::from_raw_os_error(nix::libc::ENOTTY))
+    }
+    fn rdev(&self, _: &Self::Fd) -> std::io::Result<(u32, u32)> {
+        Err(std::io::Error::from_raw_os_error(nix::libc::ENOTTY))
+    }
+}
+
+impl crate::vfio::ioctl::VfioOps for Fake {
     type Fd = String;
     fn open(&self, path: &Path) -> io::Result<String> {
         let p = path.display().to_string();
@@ -110,7 +129,7 @@ fn probe_picks_a_vfio_group_and_never_opens_a_device() {
     ]);
     let f = fake(&[], true, None);
     assert_eq!(
-        probe_set_iommu(&f, Path::new("/dev/vfio"), &groups),
+        probe_set_iommu(&f, &crate::vfio::host::Host::at("/"), &groups),
         IrProbe::Passed { group: 4 }
     );
     assert_eq!(
@@ -123,18 +142,18 @@ fn probe_picks_a_vfio_group_and_never_opens_a_device() {
         ]
     );
     let f = fake(&[], true, Some(nix::libc::EPERM));
-    match probe_set_iommu(&f, Path::new("/dev/vfio"), &groups) {
+    match probe_set_iommu(&f, &crate::vfio::host::Host::at("/"), &groups) {
         IrProbe::Refused { group: 4, error } => assert!(error.starts_with("VFIO_SET_IOMMU: "), "{error}"),
         other => panic!("{other:?}"),
     }
     let f = fake(&["/dev/vfio/4"], true, None);
     assert_eq!(
-        probe_set_iommu(&f, Path::new("/dev/vfio"), &groups),
+        probe_set_iommu(&f, &crate::vfio::host::Host::at("/"), &groups),
         IrProbe::NotTested("group 4 is in use (a VM holds it)".into())
     );
     let f = fake(&[], false, None);
     assert_eq!(
-        probe_set_iommu(&f, Path::new("/dev/vfio"), &groups),
+        probe_set_iommu(&f, &crate::vfio::host::Host::at("/"), &groups),
         IrProbe::NotTested("group 4 is not viable".into())
     );
 }
@@ -148,7 +167,7 @@ fn probe_needs_a_group_wholly_on_vfio_pci() {
     ]);
     let f = fake(&[], true, None);
     assert_eq!(
-        probe_set_iommu(&f, Path::new("/dev/vfio"), &groups),
+        probe_set_iommu(&f, &crate::vfio::host::Host::at("/"), &groups),
         IrProbe::NotTested("no group bound to vfio-pci".into())
     );
     assert!(f.calls.borrow().is_empty(), "nothing opened");
