@@ -399,3 +399,55 @@ fn a_captured_rom_is_never_written_and_a_fifo_never_waited_on() {
     );
     assert!(!stderr(&piped).contains("waiting for"), "{}", stderr(&piped));
 }
+
+#[test]
+fn a_captured_schema_or_hostname_that_is_a_fifo_is_never_waited_on() {
+    // `config --iommufd --for libvirt` reads the libvirt schema and `--mapping` the host name
+    // from the capture: both through the bounded reader, so FIFOs there cannot hang it.
+    let dir = tempfile::tempdir().unwrap();
+    let dev = dir.path().join("sys/bus/pci/devices/0000:01:00.0");
+    fs::create_dir_all(&dev).unwrap();
+    for (f, v) in [("vendor", "0x10de"), ("device", "0x1c82"), ("class", "0x030000")] {
+        fs::write(dev.join(f), v).unwrap();
+    }
+    let schemas = dir.path().join("usr/share/libvirt/schemas");
+    fs::create_dir_all(&schemas).unwrap();
+    fs::create_dir_all(dir.path().join("etc")).unwrap();
+    for fifo in [schemas.join("domaincommon.rng"), dir.path().join("etc/hostname")] {
+        let made = std::process::Command::new("mkfifo").arg(&fifo).status().unwrap();
+        assert!(made.success());
+    }
+    let root = dir.path().to_str().unwrap().to_string();
+    let started = std::time::Instant::now();
+    let o = run(&[
+        "config",
+        "01:00.0",
+        "--for",
+        "libvirt",
+        "--iommufd",
+        "--firmware",
+        "ovmf",
+        "--root",
+        &root,
+    ]);
+    assert!(started.elapsed() < std::time::Duration::from_secs(3));
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert!(stdout(&o).contains("no iommufd attribute"), "{}", stdout(&o));
+    let started = std::time::Instant::now();
+    let o = run(&[
+        "config",
+        "01:00.0",
+        "--for",
+        "proxmox",
+        "--mapping",
+        "gpu",
+        "--firmware",
+        "ovmf",
+        "--root",
+        &root,
+    ]);
+    assert!(started.elapsed() < std::time::Duration::from_secs(3));
+    assert_eq!(code(&o), 4, "{}", stderr(&o));
+    assert!(stderr(&o).contains("not a regular file"), "{}", stderr(&o));
+    assert!(stdout(&o).is_empty(), "nothing pasteable: {}", stdout(&o));
+}

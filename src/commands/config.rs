@@ -152,16 +152,31 @@ fn node_name(args: &ConfigArgs) -> Result<String> {
     if let Some(n) = &args.node {
         return Ok(n.clone());
     }
-    let path = match &args.root.root {
-        Some(r) => r.join("etc/hostname"),
-        None => PathBuf::from("/proc/sys/kernel/hostname"),
+    // Through the host root's bounded reader: a captured tree is untrusted (a FIFO in place of
+    // etc/hostname must not hang `config`).
+    let root = crate::host::HostRoot::from_args(&args.root);
+    let (read, path) = if args.root.root.is_some() {
+        (root.read_file("etc/hostname"), root.path("etc/hostname"))
+    } else {
+        (
+            root.read_proc("sys/kernel/hostname"),
+            root.proc_path("sys/kernel/hostname"),
+        )
     };
-    let text = std::fs::read_to_string(&path).map_err(|e| {
-        Error::system(format!(
-            "{}: {e}; pass --node NAME (the Proxmox node name)",
-            path.display()
-        ))
-    })?;
+    let text = match read {
+        Ok(Some(t)) => t,
+        Ok(None) => {
+            return Err(Error::system(format!(
+                "{}: missing; pass --node NAME (the Proxmox node name)",
+                path.display()
+            )))
+        }
+        Err(e) => {
+            return Err(Error::system(format!(
+                "{e}; pass --node NAME (the Proxmox node name)"
+            )))
+        }
+    };
     let name = text.trim().split('.').next().unwrap_or_default().to_string();
     config::mapping::check_node(&name)
         .map_err(|e| Error::usage(format!("{e}; read from {}: pass --node NAME", path.display())))?;
@@ -420,11 +435,11 @@ fn iommufd_usable(args: &ConfigArgs, notes: &mut Vec<String>) -> bool {
             true
         }
         ConfigTarget::Libvirt => {
-            let rng = std::fs::read_to_string(
-                crate::host::HostRoot::from_args(&args.root)
-                    .path("/usr/share/libvirt/schemas/domaincommon.rng"),
-            )
-            .ok();
+            // The bounded reader: a captured tree's schema file may be anything (a FIFO too).
+            let rng = crate::host::HostRoot::from_args(&args.root)
+                .read_file("usr/share/libvirt/schemas/domaincommon.rng")
+                .ok()
+                .flatten();
             let has = rng
                 .as_deref()
                 .is_some_and(crate::host::check::libvirt_schema_has_iommufd);
