@@ -26,6 +26,8 @@ use std::time::{Duration, Instant};
 
 use libtest_mimic::{Arguments, Failed, Trial};
 
+#[path = "common/backports.rs"]
+mod backports;
 #[path = "guest/kernel.rs"]
 mod kernel;
 use kernel::{build_slowremove, cache_dir, guest_kernel, module_order, Flavour};

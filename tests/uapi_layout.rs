@@ -15,6 +15,9 @@ use std::process::Command;
 
 use vfiotool::vfio::ioctl::{iommufd_layouts, iommufd_requests};
 
+#[path = "common/backports.rs"]
+mod backports;
+
 fn cache_dir() -> PathBuf {
     std::env::var_os("VFIOTOOL_TEST_CACHE")
         .map(PathBuf::from)
@@ -35,45 +38,13 @@ fn run(cmd: &mut Command) -> Result<String, String> {
 
 /// `usr/include` of bookworm-backports' linux-libc-dev, unpacked into the cache once.
 fn uapi_headers() -> Result<PathBuf, String> {
-    let dir = cache_dir().join("bpo-linux-libc-dev");
-    let include = dir.join("root/usr/include");
-    if include.join("linux/iommufd.h").is_file() {
-        return Ok(include);
-    }
-    let tmp = cache_dir().join(".bpo-linux-libc-dev.tmp");
-    let _ = fs::remove_dir_all(&tmp);
-    for d in ["lists/partial", "cache/archives/partial", "debs"] {
-        fs::create_dir_all(tmp.join(d)).map_err(|e| format!("{}: {e}", tmp.join(d).display()))?;
-    }
-    let list = tmp.join("bpo.list");
-    fs::write(
-        &list,
-        "deb http://deb.debian.org/debian bookworm-backports main\n",
+    backports::unpack(
+        &cache_dir(),
+        "bpo-linux-libc-dev",
+        "linux-libc-dev",
+        "usr/include/linux/iommufd.h",
     )
-    .map_err(|e| e.to_string())?;
-    let opts = [
-        format!("-oDir::Etc::SourceList={}", list.display()),
-        "-oDir::Etc::SourceParts=/dev/null".to_string(),
-        format!("-oDir::State::Lists={}", tmp.join("lists").display()),
-        format!("-oDir::Cache={}", tmp.join("cache").display()),
-    ];
-    run(Command::new("apt-get").args(&opts).args(["update", "-qq"]))?;
-    run(Command::new("apt-get")
-        .args(&opts)
-        .args(["download", "-qq", "linux-libc-dev"])
-        .current_dir(tmp.join("debs")))?;
-    for e in fs::read_dir(tmp.join("debs")).map_err(|e| e.to_string())? {
-        let deb = e.map_err(|e| e.to_string())?.path();
-        run(Command::new("dpkg-deb").arg("-x").arg(&deb).arg(tmp.join("root")))?;
-    }
-    if !tmp.join("root/usr/include/linux/iommufd.h").is_file() {
-        return Err("bookworm-backports' linux-libc-dev has no linux/iommufd.h".into());
-    }
-    let _ = fs::remove_dir_all(&dir);
-    fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
-    fs::rename(tmp.join("root"), dir.join("root")).map_err(|e| e.to_string())?;
-    let _ = fs::remove_dir_all(&tmp);
-    Ok(include)
+    .map(|root| root.join("usr/include"))
 }
 
 /// The C program: one line per struct (`name size field=offset ...`) and per request.

@@ -343,49 +343,10 @@ pub fn build_slowremove(headers: &Path) -> Result<PathBuf, String> {
 /// configuration and its QEMU 7.2 stay as they are) and unpacked into the cache once. Returns the
 /// unpacked root (its `usr/bin/qemu-system-x86_64` runs with the host's libraries).
 pub fn backports_qemu() -> Result<PathBuf, String> {
-    let dir = cache_dir().join("bpo-qemu");
-    let root = dir.join("root");
-    if root.join("usr/bin/qemu-system-x86_64").is_file() {
-        return Ok(root);
-    }
-    let tmp = cache_dir().join(".bpo-qemu.tmp");
-    let _ = fs::remove_dir_all(&tmp);
-    for d in ["lists/partial", "cache/archives/partial", "debs"] {
-        fs::create_dir_all(tmp.join(d)).map_err(|e| format!("{}: {e}", tmp.join(d).display()))?;
-    }
-    let list = tmp.join("bpo.list");
-    fs::write(
-        &list,
-        "deb http://deb.debian.org/debian bookworm-backports main\n",
+    crate::backports::unpack(
+        &cache_dir(),
+        "bpo-qemu",
+        "qemu-system-x86",
+        "usr/bin/qemu-system-x86_64",
     )
-    .map_err(|e| e.to_string())?;
-    let opts = [
-        format!("-oDir::Etc::SourceList={}", list.display()),
-        "-oDir::Etc::SourceParts=/dev/null".to_string(),
-        format!("-oDir::State::Lists={}", tmp.join("lists").display()),
-        format!("-oDir::Cache={}", tmp.join("cache").display()),
-    ];
-    run(
-        Command::new("apt-get").args(&opts).args(["update", "-qq"]),
-        "apt-get update (bookworm-backports)",
-    )?;
-    run(
-        Command::new("apt-get")
-            .args(&opts)
-            .args(["download", "-qq", "qemu-system-x86"])
-            .current_dir(tmp.join("debs")),
-        "apt-get download qemu-system-x86 (bookworm-backports)",
-    )?;
-    for e in fs::read_dir(tmp.join("debs")).map_err(|e| e.to_string())? {
-        let deb = e.map_err(|e| e.to_string())?.path();
-        run(
-            Command::new("dpkg-deb").arg("-x").arg(&deb).arg(tmp.join("root")),
-            "dpkg-deb -x",
-        )?;
-    }
-    let _ = fs::remove_dir_all(&dir);
-    fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
-    fs::rename(tmp.join("root"), &root).map_err(|e| format!("{}: {e}", root.display()))?;
-    let _ = fs::remove_dir_all(&tmp);
-    Ok(root)
 }

@@ -27,16 +27,6 @@ pub(super) fn check_acs_override(f: &Facts) -> Check {
     }
 }
 
-const FB_NAMES: [&str; 7] = [
-    "efifb",
-    "simplefb",
-    "simpledrm",
-    "simple-framebuffer",
-    "vesafb",
-    "vesa-framebuffer",
-    "BOOTFB",
-];
-
 pub(super) fn check_framebuffer(root: &HostRoot, f: &Facts) -> Check {
     let id = "framebuffer";
     let mut holders: Vec<String> = Vec::new();
@@ -44,7 +34,10 @@ pub(super) fn check_framebuffer(root: &HostRoot, f: &Facts) -> Check {
     if let Some(iomem) = &f.iomem {
         for line in iomem.lines() {
             let name = line.split_once(" : ").map_or("", |(_, n)| n.trim());
-            if let Some(fb) = FB_NAMES.iter().find(|fb| name.starts_with(**fb)) {
+            if let Some(fb) = crate::host::devfacts::FB_NAMES
+                .iter()
+                .find(|fb| name.starts_with(**fb))
+            {
                 holders.push(format!("{fb} in /proc/iomem"));
             }
         }
