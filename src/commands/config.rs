@@ -91,9 +91,11 @@ fn firmware_for(
             ));
         }
         None => {
-            let host = match &args.root.root {
-                Some(r) => Host::capture(r),
-                None => Host::system(),
+            let root = crate::host::HostRoot::from_args(&args.root);
+            let host = if args.root.root.is_some() {
+                Host::captured(root)
+            } else {
+                Host::live_view(root)
             }
             .with_progress(json);
             match romdump::via_sysfs(&host, first) {

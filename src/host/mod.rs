@@ -85,6 +85,28 @@ impl HostRoot {
         self.proc_dir.join(rel)
     }
 
+    /// An absolute host path in this view: `/sys/...` under the sysfs root, `/proc/...` under
+    /// the proc root, anything else (`/dev`, `/run`, `/etc`) under the base. The one place that
+    /// maps a host path to where this view keeps it.
+    pub fn host_path(&self, abs: &str) -> PathBuf {
+        let rel = abs.trim_start_matches('/');
+        let split = |top: &str| -> Option<&str> {
+            let rest = rel.strip_prefix(top)?;
+            if rest.is_empty() {
+                Some("")
+            } else {
+                rest.strip_prefix('/')
+            }
+        };
+        match (split("sys"), split("proc")) {
+            (Some(""), _) => self.sysfs.path().to_path_buf(),
+            (Some(rest), _) => self.sysfs.join(rest),
+            (_, Some("")) => self.proc_dir.clone(),
+            (_, Some(rest)) => self.proc_path(rest),
+            (None, None) => self.path(rel),
+        }
+    }
+
     /// `<base>/<rel>` for an absolute-style path without the leading `/` (`"etc/default/grub"`).
     pub fn path(&self, rel: &str) -> PathBuf {
         under(&self.base, rel)
@@ -130,4 +152,24 @@ const MAX_TEXT: u64 = 16 * 1024 * 1024;
 
 fn read_text_file(path: &Path) -> Result<Option<String>, PathError> {
     Ok(sysfs::read_bytes(path, MAX_TEXT)?.map(|b| String::from_utf8_lossy(&b).into_owned()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_paths_follow_each_component_of_the_root() {
+        let r = HostRoot::under(Path::new("/cap")).with_sysfs(Path::new("/other-sys"));
+        assert_eq!(r.host_path("/sys/bus/pci"), Path::new("/other-sys/bus/pci"));
+        assert_eq!(r.host_path("/sys"), Path::new("/other-sys"));
+        assert_eq!(r.host_path("/proc/interrupts"), Path::new("/cap/proc/interrupts"));
+        assert_eq!(r.host_path("/dev/vfio"), Path::new("/cap/dev/vfio"));
+        // Only whole components: /sysfoo is not under /sys.
+        assert_eq!(r.host_path("/sysfoo"), Path::new("/cap/sysfoo"));
+        assert_eq!(
+            HostRoot::live().host_path("/run/vfiotool"),
+            Path::new("/run/vfiotool")
+        );
+    }
 }

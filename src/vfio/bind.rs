@@ -212,7 +212,7 @@ pub fn bind<V: IommufdOps>(
     interrupted: &Interrupted,
 ) -> Report {
     let mut r = Report::new("bind", &spec.to_string(), opts.dry_run);
-    if !opts.dry_run && host.root == std::path::Path::new("/") && not_root() {
+    if !opts.dry_run && host.is_live() && not_root() {
         return r.finish(
             ExitKind::System,
             Some(

@@ -9,16 +9,18 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use crate::host::HostRoot;
 use crate::output::Progress;
 use crate::pci::address::{PciAddress, SlotAddress};
 use crate::pci::device::{header_type_of_class, is_bridge_header};
 use crate::pci::groups;
 use crate::pci::sysfs::{self, SysfsRoot};
 
-/// The roots of the files vfiotool reads and writes.
+/// The host view `bind`, `unbind` and `rom dump` read and write: one [`HostRoot`] (the only
+/// root type; it knows where /sys, /proc and the rest are) plus the write-side state.
 #[derive(Debug, Clone)]
 pub struct Host {
-    pub root: PathBuf,
+    root: HostRoot,
     /// A tree saved by `vfiotool capture` (untrusted, read-only): nothing is ever written into
     /// it, not even the ROM-enable writes a read of `rom` needs on a live /sys.
     pub captured: bool,
@@ -50,29 +52,36 @@ impl std::fmt::Display for WriteError {
 impl Host {
     /// The running system (`/`).
     pub fn system() -> Self {
-        Host {
-            root: PathBuf::from("/"),
-            captured: false,
-            progress: false,
-        }
+        Self::live_view(HostRoot::live())
     }
 
     /// A tree that mirrors `/` and stands for a live host (tests).
-    pub fn at(root: impl Into<PathBuf>) -> Self {
+    pub fn at(root: impl AsRef<Path>) -> Self {
+        Self::live_view(HostRoot::under(root.as_ref()))
+    }
+
+    /// A host view that is written to (the running host, or a test tree standing for one).
+    pub fn live_view(root: HostRoot) -> Self {
         Host {
-            root: root.into(),
+            root,
             captured: false,
             progress: false,
         }
     }
 
-    /// A captured tree (`--root CAPTURE`): read as it is, never written.
-    pub fn capture(root: impl Into<PathBuf>) -> Self {
+    /// A captured host (`--root CAPTURE`, resolved by [`HostRoot::from_args`]): read as it
+    /// is, never written.
+    pub fn captured(root: HostRoot) -> Self {
         Host {
-            root: root.into(),
+            root,
             captured: true,
             progress: false,
         }
+    }
+
+    /// A captured tree under `dir` (tests).
+    pub fn capture(dir: impl AsRef<Path>) -> Self {
+        Self::captured(HostRoot::under(dir.as_ref()))
     }
 
     /// The same host, drawing progress lines for slow steps unless `json`.
@@ -81,20 +90,30 @@ impl Host {
         self
     }
 
-    /// The same host as the read-only view `host/` uses (its /sys, /proc, /etc).
-    pub fn host_root(&self) -> crate::host::HostRoot {
-        crate::host::HostRoot::under(&self.root)
+    /// The root of this view: where its /sys, /proc, /dev, /run and /etc are.
+    pub fn root(&self) -> &HostRoot {
+        &self.root
     }
 
+    /// The same host as the read-only view `host/` uses (its /sys, /proc, /etc).
+    pub fn host_root(&self) -> HostRoot {
+        self.root.clone()
+    }
+
+    /// Does this view stand for the running host (`/`)?
+    pub fn is_live(&self) -> bool {
+        self.root.is_live()
+    }
+
+    /// An absolute host path (`/dev/vfio`, `/proc/interrupts`, `/sys/class/iommu`) in this view.
     pub fn path(&self, abs: &str) -> PathBuf {
-        crate::host::under(&self.root, abs)
+        self.root.host_path(abs)
     }
 
     /// The sysfs view of this host, through `pci::sysfs`, which owns every read of
-    /// `/sys/bus/pci`. The bind flow treats an unreadable attribute like a missing one: it
-    /// re-reads the state after every write anyway.
-    pub fn sysfs(&self) -> SysfsRoot {
-        SysfsRoot::new(self.path("/sys"))
+    /// `/sys/bus/pci`.
+    pub fn sysfs(&self) -> &SysfsRoot {
+        &self.root.sysfs
     }
 
     pub fn device_dir(&self, addr: &PciAddress) -> PathBuf {
@@ -176,7 +195,7 @@ impl Host {
 
     /// The devices of IOMMU group `group`, sorted (empty when the group cannot be read).
     pub fn group_members(&self, group: u32) -> Vec<PciAddress> {
-        groups::group_members(&self.sysfs(), group).unwrap_or_default()
+        groups::group_members(self.sysfs(), group).unwrap_or_default()
     }
 
     pub fn driver_loaded(&self, driver: &str) -> bool {

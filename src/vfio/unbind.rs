@@ -127,7 +127,7 @@ pub fn unbind(
     interrupted: &Interrupted,
 ) -> Report {
     let mut r = Report::new("unbind", &spec.to_string(), dry_run);
-    if !dry_run && host.root == std::path::Path::new("/") && not_root() {
+    if !dry_run && host.is_live() && not_root() {
         return r.finish(
             ExitKind::System,
             Some(
