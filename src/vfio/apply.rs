@@ -2,6 +2,7 @@
 //! driver_override, unbind (timed, in a child process), drivers_probe and a re-read; the
 //! helpers that describe a write still blocked in the kernel and keep its group locked.
 
+use crate::error::PathError;
 use crate::vfio::{Action, Outcome};
 use std::fs;
 use std::time::Duration;
@@ -31,17 +32,25 @@ pub(crate) fn keep_locked(locks: Vec<lock::GroupLock>) {
 
 /// Each target's driver and override after the run, except a blocked device's: reading its
 /// driver_override would block on the device lock a running remove() holds.
-pub(crate) fn read_after(host: &Host, targets: &mut [Target], blocked: Option<PciAddress>) {
+/// A read that fails leaves the field empty and comes back as a warning naming the file.
+pub(crate) fn read_after(host: &Host, targets: &mut [Target], blocked: Option<PciAddress>) -> Vec<String> {
+    let mut unread = Vec::new();
     for t in targets.iter_mut() {
         t.blocked = Some(t.address) == blocked;
+        t.driver_after = None;
+        t.override_after = None;
         if t.blocked {
-            t.driver_after = None;
-            t.override_after = None;
             continue;
         }
-        t.driver_after = host.driver(&t.address);
-        t.override_after = host.driver_override(&t.address);
+        match (host.driver(&t.address), host.driver_override(&t.address)) {
+            (Ok(d), Ok(o)) => {
+                t.driver_after = d;
+                t.override_after = o;
+            }
+            (Err(e), _) | (_, Err(e)) => unread.push(format!("state after the run unknown: {e}")),
+        }
     }
+    unread
 }
 
 /// Why a step on one device did not finish.
@@ -53,12 +62,21 @@ pub(crate) enum DevError {
     /// holds the device lock, so any read or write of the device's attributes would block too.
     /// `pid` is the writer process that goes on with it.
     Blocked(String, u32),
+    /// The device's state could not be read (so nothing more is done to it).
+    Unreadable(PathError),
+}
+
+impl From<PathError> for DevError {
+    fn from(e: PathError) -> Self {
+        DevError::Unreadable(e)
+    }
 }
 
 impl DevError {
     pub(crate) fn message(self) -> String {
         match self {
             DevError::Failed(m) | DevError::Blocked(m, _) => m,
+            DevError::Unreadable(e) => e.to_string(),
         }
     }
 }
@@ -129,9 +147,12 @@ pub(crate) fn holders_text(host: &Host, addr: &PciAddress, driver: &str) -> Stri
 /// Keep other vfiotool runs off the device's group while the abandoned write is in flight: the
 /// writer child inherited the lock, so the group stays locked; name it in the lock file.
 pub(crate) fn note_lock_holder(host: &Host, addr: &PciAddress, pid: u32) {
-    let group = host
-        .iommu_group(addr)
-        .map_or_else(|| "none".to_string(), |g| g.to_string());
+    // The group was read when it was locked; if it cannot be read now, the lock file of
+    // this device's group is not found, and the note is left out (the lock itself holds).
+    let Ok(group) = host.iommu_group(addr) else {
+        return;
+    };
+    let group = group.map_or_else(|| "none".to_string(), |g| g.to_string());
     let _ = fs::write(
         host.path("/run/vfiotool").join(format!("group-{group}.lock")),
         format!("{pid}, a write to {addr} still blocked in the kernel\n"),
@@ -235,6 +256,7 @@ pub(crate) fn bind_one(
                 pid,
             ),
             DevError::Failed(m) => DevError::Failed(format!("unbinding {a} from {d}: {m}")),
+            DevError::Unreadable(e) => DevError::Unreadable(e),
         })?;
     }
     write_step(
@@ -249,7 +271,7 @@ pub(crate) fn bind_one(
         DevError::Blocked(m, pid) => DevError::Blocked(locked(m), pid),
         other => other,
     })?;
-    let now = exec.driver(&a);
+    let now = exec.driver(&a)?;
     if now.as_deref() == Some(VFIO_PCI) {
         steps.push(Step::other(
             Action::Check,
@@ -266,7 +288,7 @@ pub(crate) fn bind_one(
             Outcome::Failed,
             Some(got.clone()),
         ));
-        let hint = if host.iommu_group(&a).is_none() {
+        let hint = if host.iommu_group(&a)?.is_none() {
             " (the device has no IOMMU group: enable the IOMMU, e.g. intel_iommu=on)"
         } else {
             " (see `dmesg | tail` for the probe error)"

@@ -11,6 +11,7 @@
 //! from then on the run does not touch that device at all, says what state it will be in once
 //! remove() returns, and keeps its record for a later `bind` or `unbind`.
 
+use crate::error::PathError;
 use crate::vfio::{Action, Outcome};
 use std::collections::BTreeSet;
 
@@ -46,13 +47,20 @@ pub(crate) fn without_bridges(
     host: &Host,
     found: Vec<PciAddress>,
     skipped: &mut Vec<Skipped>,
-) -> Vec<PciAddress> {
-    let (bridges, rest): (Vec<_>, Vec<_>) = found.into_iter().partition(|a| host.is_bridge(a));
-    skipped.extend(bridges.into_iter().map(|address| Skipped {
-        address,
-        reason: "PCI bridge: bridges are never bound".into(),
-    }));
-    rest
+) -> Result<Vec<PciAddress>, PathError> {
+    let mut rest = Vec::new();
+    for a in found {
+        // Fail closed: a function whose kind cannot be read is neither bound nor skipped.
+        if host.is_bridge(&a)? {
+            skipped.push(Skipped {
+                address: a,
+                reason: "PCI bridge: bridges are never bound".into(),
+            });
+        } else {
+            rest.push(a);
+        }
+    }
+    Ok(rest)
 }
 
 pub fn resolve(host: &Host, spec: &AddressSpec) -> crate::error::Result<Vec<PciAddress>> {
@@ -83,7 +91,9 @@ fn plan_bind(
     r: &mut Report,
 ) -> crate::error::Result<()> {
     let found = resolve(host, spec)?;
-    let chosen: BTreeSet<PciAddress> = without_bridges(host, found, &mut r.skipped).into_iter().collect();
+    let chosen: BTreeSet<PciAddress> = without_bridges(host, found, &mut r.skipped)?
+        .into_iter()
+        .collect();
     if chosen.is_empty() {
         return Err(crate::error::Error::bad_input(format!(
             "{spec} is a PCI bridge; bridges are never bound to vfio-pci"
@@ -91,7 +101,7 @@ fn plan_bind(
     }
     let mut groups = BTreeSet::new();
     for a in &chosen {
-        match host.iommu_group(a) {
+        match host.iommu_group(a)? {
             Some(g) => {
                 groups.insert(g);
             }
@@ -107,18 +117,19 @@ fn plan_bind(
     let mut blockers = Vec::new();
     let slots: BTreeSet<_> = chosen.iter().map(PciAddress::slot).collect();
     for g in &groups {
-        for m in host.group_members(*g) {
+        for m in host.group_members(*g)? {
             if chosen.contains(&m) {
                 continue;
             }
-            if host.is_bridge(&m) {
+            if host.is_bridge(&m)? {
                 r.skipped.push(Skipped {
                     address: m,
                     reason: format!("PCI bridge in group {g}: left alone, does not affect viability"),
                 });
                 continue;
             }
-            let drv = host.driver(&m);
+            // Unreadable is an error, never "no driver" (which would count as harmless).
+            let drv = host.driver(&m)?;
             let harmless = drv.as_deref().is_none_or(|d| HARMLESS.contains(&d));
             if slots.contains(&m.slot()) && drv.as_deref() != Some(VFIO_PCI) {
                 // Another function of the same card (a GPU's HDMI audio, USB-C controller) in the
@@ -161,13 +172,13 @@ fn plan_bind(
         }
     }
     for a in &chosen {
-        r.targets.push(target(host, *a, "requested"));
+        r.targets.push(target(host, *a, "requested")?);
     }
     for a in &card {
-        r.targets.push(target(host, *a, "card"));
+        r.targets.push(target(host, *a, "card")?);
     }
     for a in &extra {
-        r.targets.push(target(host, *a, "group"));
+        r.targets.push(target(host, *a, "group")?);
     }
     r.targets.sort_by_key(|t| t.address);
     for t in &r.targets {
@@ -190,10 +201,11 @@ pub(crate) fn lock_groups(host: &Host, spec: &AddressSpec) -> crate::error::Resu
     let mut names: Vec<String> = found
         .iter()
         .map(|a| {
-            host.iommu_group(a)
-                .map_or_else(|| "none".to_string(), |g| g.to_string())
+            Ok(host
+                .iommu_group(a)?
+                .map_or_else(|| "none".to_string(), |g| g.to_string()))
         })
-        .collect();
+        .collect::<Result<_, PathError>>()?;
     names.sort();
     names.dedup();
     names.into_iter().map(|n| lock::lock_group(host, &n)).collect()
@@ -325,7 +337,8 @@ pub fn bind<V: IommufdOps>(
         // it is safe to give to a VM, so it is not kept.
         failure = Some("the devices have no IOMMU group, so no group can be proven".into());
     }
-    read_after(host, &mut r.targets, blocked);
+    let unread = read_after(host, &mut r.targets, blocked);
+    r.warnings.extend(unread);
     let Some(err) = failure else {
         return r.finish(ExitKind::Success, None);
     };
@@ -359,7 +372,8 @@ pub fn bind<V: IommufdOps>(
     }
     r.rollback_steps = rb;
     r.rolled_back = touched.iter().any(|&i| Some(r.targets[i].address) != blocked);
-    read_after(host, &mut r.targets, blocked);
+    let unread = read_after(host, &mut r.targets, blocked);
+    r.warnings.extend(unread);
     if let Some(b) = blocked {
         keep_locked(locks);
         let others = if touched.len() > 1 {
@@ -486,6 +500,34 @@ mod tests {
         let spec = AddressSpec::parse(spec).unwrap();
         let fake = super::super::proof::fake::FakeVfio::default();
         bind(&t.host(), &fake, &spec, o, &Interrupted::default())
+    }
+
+    #[test]
+    fn an_unreadable_group_member_driver_refuses_instead_of_counting_as_no_driver() {
+        let t = Tree::new();
+        t.device("0000:01:00.0", "030000", None, 5);
+        t.device("0000:02:00.0", "020000", None, 5);
+        // `driver` is not a link (reading it fails with EINVAL): before, this read as "no
+        // driver" and the member counted as harmless.
+        fs::write(t.root().join("sys/devices/pci0000:00/0000:02:00.0/driver"), "").unwrap();
+        let r = dry(&t, "01:00.0", &opts(false, false));
+        assert_ne!(r.exit, ExitKind::Success, "{r:?}");
+        let e = r.error.unwrap_or_default();
+        assert!(e.contains("0000:02:00.0/driver"), "{e}");
+        assert!(r.steps.is_empty(), "{:?}", r.steps);
+        // The same for an unreadable class (the bridge rule needs it when config is short).
+        let u = Tree::new();
+        u.device("0000:01:00.0", "030000", None, 6);
+        let d = u.root().join("sys/devices/pci0000:00/0000:01:00.0");
+        fs::write(d.join("config"), [0u8; 4]).unwrap();
+        fs::write(d.join("class"), "garbage\n").unwrap();
+        let r = dry(&u, "01:00.0", &opts(false, false));
+        let e = r.error.unwrap_or_default();
+        assert!(
+            e.contains("0000:01:00.0/class") && e.contains("not a hex number"),
+            "{e}"
+        );
+        assert!(r.steps.is_empty(), "{:?}", r.steps);
     }
 
     #[test]
@@ -635,7 +677,10 @@ mod tests {
             .iter()
             .any(|s| s.value.as_deref() == Some("VFIO_SET_IOMMU")));
         // Nothing was written.
-        assert_eq!(t.host().driver_override(&PciAddress::new(0, 1, 0, 0)), None);
+        assert_eq!(
+            t.host().driver_override(&PciAddress::new(0, 1, 0, 0)).unwrap(),
+            None
+        );
         assert!(!t.root().join("run").exists());
     }
 

@@ -30,6 +30,15 @@ impl std::fmt::Display for GuardError {
     }
 }
 
+impl From<crate::error::PathError> for GuardError {
+    fn from(e: crate::error::PathError) -> Self {
+        GuardError {
+            path: e.path,
+            error: e.source.to_string(),
+        }
+    }
+}
+
 /// Largest /proc table a guard reads (mounts on a container host run to thousands of lines).
 pub(crate) const MAX_GUARD_FILE: u64 = 16 << 20;
 
@@ -54,13 +63,13 @@ pub(crate) fn guard_read(host: &Host, abs: &str, absent_ok: bool) -> Result<Stri
 /// Why `addr` must not be taken from the host without `--force`, if it is host-critical. Fails
 /// closed: an input it cannot read is an error naming the path, never "not in use".
 pub fn host_critical(host: &Host, addr: &PciAddress) -> Result<Option<String>, GuardError> {
-    let class = host.class(addr) >> 16;
+    let class = host.class(addr)? >> 16;
     let dev_dir = host.device_dir(addr);
     let real = fs::canonicalize(&dev_dir).map_err(|e| GuardError {
         path: dev_dir.clone(),
         error: e.to_string(),
     })?;
-    if class == 0x03 && host.boot_vga(addr) {
+    if class == 0x03 && host.boot_vga(addr)? {
         let fb = guard_read(host, "/proc/fb", true)?;
         if !fb.trim().is_empty() {
             return Ok(Some(format!(

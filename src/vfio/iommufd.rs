@@ -430,13 +430,28 @@ pub fn inspect<V: IommufdOps>(
 /// allow_unsafe_interrupts off), or another process owning the group (its legacy node or a
 /// sibling's cdev open). Empty for other errors.
 pub fn explain(host: &Host, addr: &PciAddress, errno: Option<i32>) -> Vec<String> {
-    let group = host.iommu_group(addr);
     let mut causes = Vec::new();
+    // Diagnostics after the kernel's refusal: what cannot be read is named as a cause, never
+    // taken for "nothing there".
+    let group = match host.iommu_group(addr) {
+        Ok(g) => g,
+        Err(e) => {
+            causes.push(format!("the IOMMU group of {addr} cannot be read: {e}"));
+            None
+        }
+    };
     match errno {
         Some(nix::libc::EPERM) => {
             if let Some(g) = group {
-                for s in host.group_members(g).iter().filter(|s| *s != addr) {
-                    if let Some(d) = host.driver(s).filter(|d| !HARMLESS.contains(&d.as_str())) {
+                let members = host.group_members(g).unwrap_or_else(|e| {
+                    causes.push(format!("the members of IOMMU group {g} cannot be read: {e}"));
+                    Vec::new()
+                });
+                for s in members.iter().filter(|s| *s != addr) {
+                    let drv = host
+                        .driver(s)
+                        .unwrap_or_else(|e| Some(format!("an unreadable driver ({e})")));
+                    if let Some(d) = drv.filter(|d| !HARMLESS.contains(&d.as_str())) {
                         causes.push(format!(
                             "group sibling {s} of IOMMU group {g} is on its host driver {d}, so the kernel \
                              will not give the group to user space; fix: `vfiotool bind {addr} --group` \
@@ -513,7 +528,8 @@ pub fn explain(host: &Host, addr: &PciAddress, errno: Option<i32>) -> Vec<String
 /// The cdev nodes of the devices of `group`, for the holder scan.
 fn sibling_cdevs(host: &Host, group: u32) -> Vec<String> {
     let mut out = Vec::new();
-    for s in host.group_members(group) {
+    // Only feeds the holder scan (a diagnostic): an unreadable group scans its legacy node only.
+    for s in host.group_members(group).unwrap_or_default() {
         if let Ok((name, _, _)) = find_cdev(host, &s) {
             out.push(format!("/dev/vfio/devices/{name}"));
         }

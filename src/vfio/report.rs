@@ -1,6 +1,7 @@
 //! What `bind` and `unbind` report: the targets, skipped devices, steps, proofs and the
 //! outcome, printed as human text or as a `vfiotool.bind/1` document (docs/bind.md).
 
+use crate::error::PathError;
 use std::time::Duration;
 
 use serde::Serialize;
@@ -114,19 +115,20 @@ pub(crate) fn hex(v: u32, w: usize) -> String {
     format!("{v:0w$x}")
 }
 
-pub(crate) fn target(host: &Host, addr: PciAddress, why: &'static str) -> Target {
-    let (v, d) = host.ids(&addr);
-    Target {
+/// A target as the host shows it now; an attribute that cannot be read is an error naming it.
+pub(crate) fn target(host: &Host, addr: PciAddress, why: &'static str) -> Result<Target, PathError> {
+    let (v, d) = host.ids(&addr)?;
+    Ok(Target {
         address: addr,
         vendor: hex(v.into(), 4),
         device: hex(d.into(), 4),
-        class: hex(host.class(&addr), 6),
-        iommu_group: host.iommu_group(&addr),
+        class: hex(host.class(&addr)?, 6),
+        iommu_group: host.iommu_group(&addr)?,
         why,
-        driver_before: host.driver(&addr),
-        override_before: host.driver_override(&addr),
+        driver_before: host.driver(&addr)?,
+        override_before: host.driver_override(&addr)?,
         driver_after: None,
         override_after: None,
         blocked: false,
-    }
+    })
 }

@@ -9,7 +9,7 @@ use super::apply::*;
 use super::bind::{lock_groups, not_root, resolve, without_bridges, VFIO_PCI};
 use super::exec::Executor;
 use super::host::Host;
-use super::report::{target, Report};
+use super::report::{target, Report, Target};
 use super::signals::Interrupted;
 use super::state::{self, Record};
 use super::Step;
@@ -42,7 +42,7 @@ pub(crate) fn restore_one(
         DevError::Blocked(m, pid) => DevError::Blocked(again(m), pid),
         other => other,
     })?;
-    let current = exec.driver(addr);
+    let current = exec.driver(addr)?;
     if let Some(cur) = current.as_deref().filter(|c| Some(*c) != want_driver.as_deref()) {
         write_step(
             exec,
@@ -72,7 +72,7 @@ pub(crate) fn restore_one(
         })?;
     }
     let originally_driverless = rec.is_some() && want_driver.is_none();
-    if exec.driver(addr).is_none() && !originally_driverless {
+    if exec.driver(addr)?.is_none() && !originally_driverless {
         write_step(
             exec,
             addr,
@@ -86,7 +86,7 @@ pub(crate) fn restore_one(
             other => other,
         })?;
         if let Some(d) = &want_driver {
-            if exec.driver(addr).as_deref() != Some(d.as_str()) && exec.driver(addr).is_none() {
+            if exec.driver(addr)?.as_deref() != Some(d.as_str()) && exec.driver(addr)?.is_none() {
                 let bind = host.sysfs().driver_dir(d).join("bind");
                 if let Err(DevError::Blocked(m, pid)) =
                     write_step(exec, addr, steps, bind, &addr.to_string(), timeout)
@@ -96,7 +96,7 @@ pub(crate) fn restore_one(
             }
         }
     }
-    let now = exec.driver(addr);
+    let now = exec.driver(addr)?;
     steps.push(Step::other(
         Action::Check,
         dir.join("driver").display().to_string(),
@@ -148,8 +148,19 @@ pub fn unbind(
         Ok(f) => f,
         Err(e) => return r.finish(e.kind, Some(e.message)),
     };
-    for a in without_bridges(host, found, &mut r.skipped) {
-        r.targets.push(target(host, a, "requested"));
+    // Fail closed: a device whose state cannot be read is not touched (nothing was changed).
+    let unreadable = |r: Report, e: crate::error::PathError| {
+        r.finish(ExitKind::System, Some(format!("{e}; nothing was changed")))
+    };
+    let chosen = match without_bridges(host, found, &mut r.skipped) {
+        Ok(c) => c,
+        Err(e) => return unreadable(r, e),
+    };
+    for a in chosen {
+        match target(host, a, "requested") {
+            Ok(t) => r.targets.push(t),
+            Err(e) => return unreadable(r, e),
+        }
     }
     if r.targets.is_empty() {
         return r.finish(
@@ -161,18 +172,26 @@ pub fn unbind(
     // too (only those vfiotool bound: they have a record).
     let named: Vec<(PciAddress, Option<u32>)> =
         r.targets.iter().map(|t| (t.address, t.iommu_group)).collect();
-    for (a, g) in &named {
-        for f in host.slot_functions(&a.slot()) {
-            let taken = r.targets.iter().any(|t| t.address == f);
-            if !taken
-                && g.is_some()
-                && host.iommu_group(&f) == *g
-                && state::path(host, &f).exists()
-                && !host.is_bridge(&f)
-            {
-                r.targets.push(target(host, f, "card"));
+    let card = |r: &Report| -> Result<Vec<Target>, crate::error::PathError> {
+        let mut out = Vec::new();
+        for (a, g) in &named {
+            for f in host.slot_functions(&a.slot()) {
+                let taken = r.targets.iter().chain(&out).any(|t: &Target| t.address == f);
+                if !taken
+                    && g.is_some()
+                    && state::path(host, &f).exists()
+                    && host.iommu_group(&f)? == *g
+                    && !host.is_bridge(&f)?
+                {
+                    out.push(target(host, f, "card")?);
+                }
             }
         }
+        Ok(out)
+    };
+    match card(&r) {
+        Ok(more) => r.targets.extend(more),
+        Err(e) => return unreadable(r, e),
     }
     r.targets.sort_by_key(|t| t.address);
     let mut groups: Vec<u32> = r.targets.iter().filter_map(|t| t.iommu_group).collect();
@@ -243,7 +262,8 @@ pub fn unbind(
             }
         }
     }
-    read_after(host, &mut r.targets, blocked);
+    let unread = read_after(host, &mut r.targets, blocked);
+    r.warnings.extend(unread);
     if blocked.is_some() {
         keep_locked(locks);
     }
