@@ -2,7 +2,6 @@
 //! driver_override, unbind (timed, in a child process), drivers_probe and a re-read; the
 //! helpers that describe a write still blocked in the kernel and keep its group locked.
 
-use crate::error::PathError;
 use crate::vfio::{Action, Outcome};
 use std::fs;
 use std::time::Duration;
@@ -53,33 +52,7 @@ pub(crate) fn read_after(host: &Host, targets: &mut [Target], blocked: Option<Pc
     unread
 }
 
-/// Why a step on one device did not finish.
-#[derive(Debug)]
-pub(crate) enum DevError {
-    /// It failed; the device can still be read and written.
-    Failed(String),
-    /// A write is still blocked in the kernel (a driver's remove() or probe runs): the kernel
-    /// holds the device lock, so any read or write of the device's attributes would block too.
-    /// `pid` is the writer process that goes on with it.
-    Blocked(String, u32),
-    /// The device's state could not be read (so nothing more is done to it).
-    Unreadable(PathError),
-}
-
-impl From<PathError> for DevError {
-    fn from(e: PathError) -> Self {
-        DevError::Unreadable(e)
-    }
-}
-
-impl DevError {
-    pub(crate) fn message(self) -> String {
-        match self {
-            DevError::Failed(m) | DevError::Blocked(m, _) => m,
-            DevError::Unreadable(e) => e.to_string(),
-        }
-    }
-}
+pub(crate) use super::deverror::{BlockedWrite, DevError, Stuck};
 
 /// One sysfs write about `addr` through the executor (a dry run records it as `planned`).
 pub(crate) fn write_step(
@@ -103,14 +76,15 @@ pub(crate) fn write_step(
                 Outcome::Failed,
                 Some(format!("still blocked after {} s", after.as_secs_f32())),
             ));
-            Err(DevError::Blocked(
-                format!(
-                    "the write of {:?} to {shown} is still blocked after {} s (process {pid} goes on with it)",
-                    value.trim_end(),
-                    after.as_secs_f32()
-                ),
-                pid,
-            ))
+            Err(DevError::Blocked {
+                write: Box::new(BlockedWrite {
+                    value: value.trim_end().to_string(),
+                    path: shown,
+                    after,
+                    pid,
+                }),
+                stuck: Box::new(Stuck::Write),
+            })
         }
         Err(e) => {
             steps.push(Step::write(
@@ -119,10 +93,11 @@ pub(crate) fn write_step(
                 Outcome::Failed,
                 Some(e.to_string()),
             ));
-            Err(DevError::Failed(format!(
-                "write {:?} to {shown}: {e}",
-                value.trim_end()
-            )))
+            Err(DevError::Write {
+                path: shown,
+                value: value.trim_end().to_string(),
+                error: e,
+            })
         }
     }
 }
@@ -195,7 +170,7 @@ pub(crate) fn bind_one(
     {
         let (rec, kept) = rec;
         if !exec.dry_run() {
-            state::save(host, rec).map_err(|e| DevError::Failed(e.message))?;
+            state::save(host, rec).map_err(DevError::Record)?;
         }
         steps.push(Step::other(
             Action::Record,
@@ -213,13 +188,9 @@ pub(crate) fn bind_one(
             )),
         ));
     }
-    let locked = |m: String| {
-        format!(
-            "{m}: {a} is locked in the kernel (a driver's probe or remove() is running, see `dmesg`), \
-             so vfiotool stopped touching it; its original driver is recorded in {}; once the kernel \
-             lets go, run `vfiotool unbind {a}` to give it back or `vfiotool bind {a}` to finish",
-            record.display()
-        )
+    let locked = || Stuck::BindLocked {
+        addr: a,
+        record: record.clone(),
     };
     write_step(
         exec,
@@ -229,10 +200,7 @@ pub(crate) fn bind_one(
         VFIO_PCI,
         opts.timeout,
     )
-    .map_err(|e| match e {
-        DevError::Blocked(m, pid) => DevError::Blocked(locked(m), pid),
-        other => other,
-    })?;
+    .map_err(|e| e.stuck(locked))?;
     if let Some(d) = &t.driver_before {
         write_step(
             exec,
@@ -243,20 +211,21 @@ pub(crate) fn bind_one(
             opts.timeout,
         )
         .map_err(|e| match e {
-            DevError::Blocked(m, pid) => DevError::Blocked(
-                format!(
-                    "unbinding {a} from {d}: {m}: {}. vfiotool stopped touching {a}: it has no driver \
-                 now, and once remove() returns it stays so: no driver and driver_override vfio-pci \
-                 (IOMMU group locked against other vfiotool runs until then). Its original driver is \
-                 recorded in {}. When {d} lets go (see `dmesg`), run `vfiotool bind {a}` to finish \
-                 the bind, or `vfiotool unbind {a}` to give it back to {d}",
-                    holders_text(host, &a, d),
-                    record.display()
-                ),
-                pid,
-            ),
-            DevError::Failed(m) => DevError::Failed(format!("unbinding {a} from {d}: {m}")),
-            DevError::Unreadable(e) => DevError::Unreadable(e),
+            DevError::Blocked { write, .. } => DevError::Blocked {
+                write,
+                stuck: Box::new(Stuck::BindUnbinding {
+                    addr: a,
+                    driver: d.clone(),
+                    holders: holders_text(host, &a, d),
+                    record: record.clone(),
+                }),
+            },
+            e @ DevError::Write { .. } => DevError::Unbinding {
+                addr: a,
+                driver: d.clone(),
+                source: Box::new(e),
+            },
+            other => other,
         })?;
     }
     write_step(
@@ -267,10 +236,7 @@ pub(crate) fn bind_one(
         &a.to_string(),
         opts.timeout,
     )
-    .map_err(|e| match e {
-        DevError::Blocked(m, pid) => DevError::Blocked(locked(m), pid),
-        other => other,
-    })?;
+    .map_err(|e| e.stuck(locked))?;
     let now = exec.driver(&a)?;
     if now.as_deref() == Some(VFIO_PCI) {
         steps.push(Step::other(
@@ -281,20 +247,16 @@ pub(crate) fn bind_one(
         ));
         Ok(())
     } else {
-        let got = now.unwrap_or_else(|| "no driver".into());
         steps.push(Step::other(
             Action::Check,
             dir.join("driver").display().to_string(),
             Outcome::Failed,
-            Some(got.clone()),
+            Some(now.clone().unwrap_or_else(|| "no driver".into())),
         ));
-        let hint = if host.iommu_group(&a)?.is_none() {
-            " (the device has no IOMMU group: enable the IOMMU, e.g. intel_iommu=on)"
-        } else {
-            " (see `dmesg | tail` for the probe error)"
-        };
-        Err(DevError::Failed(format!(
-            "vfio-pci did not bind {a}: it is on {got} after drivers_probe{hint}"
-        )))
+        Err(DevError::NotBound {
+            addr: a,
+            got: now,
+            no_group: host.iommu_group(&a)?.is_none(),
+        })
     }
 }

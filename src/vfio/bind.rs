@@ -286,8 +286,8 @@ pub fn bind<V: IommufdOps>(
         let orig = origin(host, &t);
         origins.insert(i, orig.0.clone());
         if let Err(e) = bind_one(&exec, &t, &orig, opts, &mut r.steps) {
-            if let DevError::Blocked(_, pid) = &e {
-                note_lock_holder(host, &t.address, *pid);
+            if let Some(pid) = e.blocked_pid() {
+                note_lock_holder(host, &t.address, pid);
                 blocked = Some(t.address);
             }
             failure = Some(e.message());
@@ -362,8 +362,8 @@ pub fn bind<V: IommufdOps>(
             }
             Err(e) => {
                 complete = false;
-                if let DevError::Blocked(_, pid) = &e {
-                    note_lock_holder(host, &t.address, *pid);
+                if let Some(pid) = e.blocked_pid() {
+                    note_lock_holder(host, &t.address, pid);
                     blocked = blocked.or(Some(t.address));
                 }
                 r.warnings.push(e.message());

@@ -30,18 +30,10 @@ pub(crate) fn restore_one(
     let want_override = rec.and_then(|r| r.driver_override.clone());
     let want_driver = rec.and_then(|r| r.driver.clone());
     exec.expect_probe(addr, want_driver.clone());
-    let again = |m: String| {
-        format!(
-            "{m}: {addr} is locked in the kernel (a driver's probe or remove() is running, see `dmesg`), \
-             so vfiotool stopped touching it; run `vfiotool unbind {addr}` again once it lets go"
-        )
-    };
+    let again = || Stuck::UnbindLocked { addr: *addr };
     // An empty write ("\n") clears driver_override.
     let ov = want_override.clone().unwrap_or_else(|| "\n".into());
-    write_step(exec, addr, steps, dir.join("driver_override"), &ov, timeout).map_err(|e| match e {
-        DevError::Blocked(m, pid) => DevError::Blocked(again(m), pid),
-        other => other,
-    })?;
+    write_step(exec, addr, steps, dir.join("driver_override"), &ov, timeout).map_err(|e| e.stuck(again))?;
     let current = exec.driver(addr)?;
     if let Some(cur) = current.as_deref().filter(|c| Some(*c) != want_driver.as_deref()) {
         write_step(
@@ -52,23 +44,14 @@ pub(crate) fn restore_one(
             &addr.to_string(),
             timeout,
         )
-        .map_err(|e| match e {
-            DevError::Blocked(m, pid) => DevError::Blocked(
-                format!(
-                    "unbinding {addr} from {cur}: {m}: {}. vfiotool stopped touching {addr}: once remove() \
-                 returns it has no driver and driver_override {}; then run `vfiotool unbind {addr}` \
-                 again{}",
-                    holders_text(host, addr, cur),
-                    want_override.as_deref().unwrap_or("clear"),
-                    if rec.is_some() {
-                        " (its record is kept)"
-                    } else {
-                        ""
-                    }
-                ),
-                pid,
-            ),
-            other => other,
+        .map_err(|e| {
+            e.stuck(|| Stuck::UnbindUnbinding {
+                addr: *addr,
+                driver: cur.to_string(),
+                holders: holders_text(host, addr, cur),
+                want_override: want_override.clone(),
+                record_kept: rec.is_some(),
+            })
         })?;
     }
     let originally_driverless = rec.is_some() && want_driver.is_none();
@@ -81,17 +64,14 @@ pub(crate) fn restore_one(
             &addr.to_string(),
             timeout,
         )
-        .map_err(|e| match e {
-            DevError::Blocked(m, pid) => DevError::Blocked(again(m), pid),
-            other => other,
-        })?;
+        .map_err(|e| e.stuck(again))?;
         if let Some(d) = &want_driver {
             if exec.driver(addr)?.as_deref() != Some(d.as_str()) && exec.driver(addr)?.is_none() {
                 let bind = host.sysfs().driver_dir(d).join("bind");
-                if let Err(DevError::Blocked(m, pid)) =
+                if let Err(e @ DevError::Blocked { .. }) =
                     write_step(exec, addr, steps, bind, &addr.to_string(), timeout)
                 {
-                    return Err(DevError::Blocked(again(m), pid));
+                    return Err(e.stuck(again));
                 }
             }
         }
@@ -108,12 +88,11 @@ pub(crate) fn restore_one(
         Some(now.clone().unwrap_or_else(|| "no driver".into())),
     ));
     if rec.is_some() && now != want_driver {
-        return Err(DevError::Failed(format!(
-            "{addr} is on {} instead of {}; run `vfiotool unbind {addr}` or write {addr} to /sys/bus/pci/drivers/{}/bind",
-            now.as_deref().unwrap_or("no driver"),
-            want_driver.as_deref().unwrap_or("no driver"),
-            want_driver.as_deref().unwrap_or("DRIVER"),
-        )));
+        return Err(DevError::NotRestored {
+            addr: *addr,
+            now,
+            want: want_driver,
+        });
     }
     Ok(now)
 }
@@ -254,8 +233,8 @@ pub fn unbind(
                 }
             }
             Err(e) => {
-                if let DevError::Blocked(_, pid) = &e {
-                    note_lock_holder(host, &a, *pid);
+                if let Some(pid) = e.blocked_pid() {
+                    note_lock_holder(host, &a, pid);
                     blocked = Some(a);
                 }
                 errors.push(e.message());
