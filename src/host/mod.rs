@@ -10,6 +10,7 @@ pub mod bootloader;
 pub mod capture;
 pub mod check;
 pub mod devfacts;
+pub mod holders;
 pub mod kmsg;
 pub mod modprobe;
 

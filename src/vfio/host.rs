@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use crate::error::PathError;
-use crate::host::HostRoot;
+use crate::host::{holders, HostRoot};
 use crate::output::Progress;
 use crate::pci::address::{PciAddress, SlotAddress};
 use crate::pci::device::{header_type_of_class, is_bridge_header};
@@ -287,48 +287,23 @@ impl Host {
             .ok()
             .flatten()
             .map(|g| format!("/dev/vfio/{g}"));
-        let mut out = Vec::new();
-        let Ok(procs) = fs::read_dir(self.path("/proc")) else {
-            return out;
+        let fd = |t: &Path| {
+            let s = t.to_string_lossy();
+            t.starts_with(&real_dev)
+                || s.starts_with("/dev/dri/")
+                || s.starts_with("/dev/nvidia")
+                || group_dev.as_deref() == Some(&*s)
         };
-        for p in procs.filter_map(|e| e.ok()).take(65536) {
-            let pid = p.file_name().to_string_lossy().into_owned();
-            if !pid.bytes().all(|b| b.is_ascii_digit()) {
-                continue;
-            }
-            let Ok(fds) = fs::read_dir(p.path().join("fd")) else {
-                continue;
-            };
-            let hit = fds.filter_map(|e| e.ok()).take(65536).find_map(|fd| {
-                let t = fs::read_link(fd.path()).ok()?;
-                let s = t.to_string_lossy();
-                let holds = t.starts_with(&real_dev)
-                    || s.starts_with("/dev/dri/")
-                    || s.starts_with("/dev/nvidia")
-                    || group_dev.as_deref() == Some(&*s);
-                holds.then(|| s.into_owned())
-            });
-            // A BAR mapped through the sysfs resource files (user-space drivers, some tools).
-            let hit = hit.or_else(|| {
-                let maps = fs::read_to_string(p.path().join("maps")).ok()?;
-                let dev = real_dev.to_string_lossy();
-                maps.lines()
-                    .take(1 << 16)
-                    .find(|l| l.contains(&*dev))
-                    .map(|l| format!("{} mapped", l.split_whitespace().last().unwrap_or("")))
-            });
-            if let Some(what) = hit {
-                let comm = sysfs::read_text(&p.path().join("comm"))
-                    .ok()
-                    .flatten()
-                    .unwrap_or_default();
-                out.push(format!("{comm} (pid {pid}) has {what} open"));
-            }
-            if out.len() >= 16 {
-                break;
-            }
-        }
-        out
+        let dev = real_dev.to_string_lossy();
+        let want = holders::Wanted {
+            fd: &fd,
+            mapped: Some(&dev),
+            max: 16,
+        };
+        holders::scan(&self.root, &want)
+            .iter()
+            .map(|h| h.to_string())
+            .collect()
     }
 }
 

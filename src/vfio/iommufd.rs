@@ -590,38 +590,12 @@ pub fn allow_unsafe_interrupts(host: &Host) -> Option<bool> {
     }
 }
 
-/// Processes that have one of `nodes` open ("sh (pid 42) has /dev/vfio/3 open"), from a bounded
-/// scan of /proc (at most a million fd links).
+/// Processes that have one of `nodes` open ("sh (pid 42) has /dev/vfio/3 open").
 pub fn holders(host: &Host, nodes: &[String]) -> Vec<String> {
-    let mut out = Vec::new();
-    let me = std::process::id().to_string();
-    let Ok(procs) = std::fs::read_dir(host.path("/proc")) else {
-        return out;
-    };
-    let mut budget: usize = 1_000_000;
-    for p in procs.filter_map(|e| e.ok()).take(65_536) {
-        let pid = p.file_name().to_string_lossy().into_owned();
-        if !pid.bytes().all(|b| b.is_ascii_digit()) || pid == me || budget == 0 {
-            continue;
-        }
-        let Ok(fds) = std::fs::read_dir(p.path().join("fd")) else {
-            continue;
-        };
-        let hit = fds.filter_map(|e| e.ok()).take(65_536).find_map(|fd| {
-            budget = budget.saturating_sub(1);
-            let t = std::fs::read_link(fd.path()).ok()?;
-            let s = t.to_string_lossy().into_owned();
-            nodes.contains(&s).then_some(s)
-        });
-        if let Some(node) = hit {
-            let comm = std::fs::read_to_string(p.path().join("comm")).unwrap_or_default();
-            out.push(format!("{} (pid {pid}) has {node} open", comm.trim()));
-            if out.len() >= 8 {
-                break;
-            }
-        }
-    }
-    out
+    crate::host::holders::of_nodes(host.root(), nodes, 8)
+        .iter()
+        .map(|h| h.to_string())
+        .collect()
 }
 
 #[cfg(test)]
