@@ -5,7 +5,7 @@
 //! from before a change) instead of guessing.
 
 use crate::host::check::facts::{gather, Facts};
-use crate::host::check::ir_chips;
+use crate::host::intremap::ir_chips;
 use crate::host::{devfacts, HostRoot};
 use crate::pci::address::PciAddress;
 use crate::pci::device::Device;

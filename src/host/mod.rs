@@ -11,6 +11,7 @@ pub mod capture;
 pub mod check;
 pub mod devfacts;
 pub mod holders;
+pub mod intremap;
 pub mod kmsg;
 pub mod modprobe;
 

@@ -13,6 +13,7 @@
 //!
 //! Binding the cdev opens the device, which makes vfio-pci reset it (as QEMU does when it starts).
 
+use crate::host::intremap;
 use std::path::PathBuf;
 
 use serde::Serialize;
@@ -460,8 +461,8 @@ pub fn explain(host: &Host, addr: &PciAddress, errno: Option<i32>) -> Vec<String
                     }
                 }
             }
-            let ir = interrupt_remapping(host);
-            let unsafe_ok = allow_unsafe_interrupts(host);
+            let ir = intremap::interrupt_remapping(host.root());
+            let unsafe_ok = intremap::iommufd_allow_unsafe(host.root());
             if ir == Some(false) && unsafe_ok != Some(true) {
                 causes.push(format!(
                     "interrupt remapping is off ({}) and iommufd.allow_unsafe_interrupts is {}; fix: enable \
@@ -469,7 +470,7 @@ pub fn explain(host: &Host, addr: &PciAddress, errno: Option<i32>) -> Vec<String
                      intremap=off on the kernel command line); `echo 1 > \
                      /sys/module/iommufd/parameters/allow_unsafe_interrupts` makes it work but lets the \
                      device inject arbitrary interrupts into the host: only for trusted guests",
-                    ir_evidence(host),
+                    intremap::evidence(host.root()),
                     match unsafe_ok {
                         Some(false) => "N",
                         _ => "unreadable",
@@ -535,59 +536,6 @@ fn sibling_cdevs(host: &Host, group: u32) -> Vec<String> {
         }
     }
     out
-}
-
-/// Whether interrupt remapping is on: the IR bit (3) of every VT-d unit's extended capability
-/// register (`/sys/class/iommu/dmar*/intel-iommu/ecap`), else IR- chips in /proc/interrupts.
-/// None when neither can be read.
-pub fn interrupt_remapping(host: &Host) -> Option<bool> {
-    let mut units = Vec::new();
-    if let Ok(rd) = std::fs::read_dir(host.path("/sys/class/iommu")) {
-        for e in rd.filter_map(|e| e.ok()).take(256) {
-            let p = e.path().join("intel-iommu/ecap");
-            if let Ok(t) = std::fs::read_to_string(&p) {
-                if let Ok(v) = u64::from_str_radix(t.trim().trim_start_matches("0x"), 16) {
-                    units.push(v & (1 << 3) != 0);
-                }
-            }
-        }
-    }
-    if !units.is_empty() {
-        return Some(units.iter().all(|&ir| ir));
-    }
-    let irqs = std::fs::read_to_string(host.path("/proc/interrupts")).ok()?;
-    irqs.contains("IR-").then_some(true)
-}
-
-fn ir_evidence(host: &Host) -> String {
-    let mut ecaps = Vec::new();
-    if let Ok(rd) = std::fs::read_dir(host.path("/sys/class/iommu")) {
-        for e in rd.filter_map(|e| e.ok()).take(256) {
-            if let Ok(t) = std::fs::read_to_string(e.path().join("intel-iommu/ecap")) {
-                ecaps.push(format!(
-                    "{} ecap {} has IR bit 3 clear",
-                    e.file_name().to_string_lossy(),
-                    t.trim()
-                ));
-            }
-        }
-    }
-    if ecaps.is_empty() {
-        "no IR- interrupt chips in /proc/interrupts".into()
-    } else {
-        ecaps.join(", ")
-    }
-}
-
-/// `/sys/module/iommufd/parameters/allow_unsafe_interrupts` (Y/N or 1/0).
-pub fn allow_unsafe_interrupts(host: &Host) -> Option<bool> {
-    let t =
-        std::fs::read_to_string(host.path("/sys/module/iommufd/parameters/allow_unsafe_interrupts")).ok()?;
-    match t.trim() {
-        "Y" | "y" | "1" => Some(true),
-        "N" | "n" | "0" => Some(false),
-        _ => None,
-    }
 }
 
 /// Processes that have one of `nodes` open ("sh (pid 42) has /dev/vfio/3 open").
@@ -771,11 +719,11 @@ mod tests {
     #[test]
     fn ecap_ir_bit_decides_interrupt_remapping() {
         let t = Tree::new();
-        assert_eq!(interrupt_remapping(&t.host()), None);
+        assert_eq!(intremap::interrupt_remapping(t.host().root()), None);
         t.ecap("dmar0", "f00f4a\n");
-        assert_eq!(interrupt_remapping(&t.host()), Some(true));
+        assert_eq!(intremap::interrupt_remapping(t.host().root()), Some(true));
         t.ecap("dmar1", "f42\n");
-        assert_eq!(interrupt_remapping(&t.host()), Some(false));
+        assert_eq!(intremap::interrupt_remapping(t.host().root()), Some(false));
     }
 
     #[test]
