@@ -91,13 +91,7 @@ fn firmware_for(
             ));
         }
         None => {
-            let root = crate::host::HostRoot::from_args(&args.root);
-            let host = if args.root.root.is_some() {
-                Host::captured(root)
-            } else {
-                Host::live_view(root)
-            }
-            .with_progress(json);
+            let host = Host::from_args(&args.root).with_progress(json);
             match romdump::via_sysfs(&host, first) {
                 Ok(dump) => (dump.analysis, format!("the ROM of {first}")),
                 Err(Error { message, .. }) => {

@@ -93,6 +93,17 @@ impl Host {
         }
     }
 
+    /// The view `--root`/`--sysfs-root` name (resolved by [`HostRoot::from_args`]): with
+    /// `--root` a capture, never written; otherwise the live host (or its /sys elsewhere).
+    pub fn from_args(args: &crate::cli::RootArgs) -> Self {
+        let root = HostRoot::from_args(args);
+        if args.root.is_some() {
+            Self::captured(root)
+        } else {
+            Self::live_view(root)
+        }
+    }
+
     /// A captured tree under `dir` (tests).
     pub fn capture(dir: impl AsRef<Path>) -> Self {
         Self::captured(HostRoot::under(dir.as_ref()))
