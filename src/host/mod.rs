@@ -91,21 +91,21 @@ impl HostRoot {
     /// the proc root, anything else (`/dev`, `/run`, `/etc`) under the base. The one place that
     /// maps a host path to where this view keeps it.
     pub fn host_path(&self, abs: &str) -> PathBuf {
-        let rel = abs.trim_start_matches('/');
-        let split = |top: &str| -> Option<&str> {
-            let rest = rel.strip_prefix(top)?;
-            if rest.is_empty() {
-                Some("")
+        // Whole components only (`Path::strip_prefix`): /sysfoo is not under /sys.
+        let p = Path::new(abs);
+        let inside = |dir: &Path, rest: &Path| {
+            if rest.as_os_str().is_empty() {
+                dir.to_path_buf()
             } else {
-                rest.strip_prefix('/')
+                dir.join(rest)
             }
         };
-        match (split("sys"), split("proc")) {
-            (Some(""), _) => self.sysfs.path().to_path_buf(),
-            (Some(rest), _) => self.sysfs.join(rest),
-            (_, Some("")) => self.proc_dir.clone(),
-            (_, Some(rest)) => self.proc_path(rest),
-            (None, None) => self.path(rel),
+        if let Ok(rest) = p.strip_prefix("/sys") {
+            inside(self.sysfs.path(), rest)
+        } else if let Ok(rest) = p.strip_prefix("/proc") {
+            inside(&self.proc_dir, rest)
+        } else {
+            self.path(abs)
         }
     }
 
