@@ -34,7 +34,7 @@ pub use super::unbind::unbind;
 
 use super::apply::*;
 use super::guard::ensure_vfio_pci;
-use super::report::target;
+use super::report::{target, Why};
 use super::unbind::restore_one;
 
 /// Drivers that do not claim DMA ownership: a group member on one of them does not break viability.
@@ -172,13 +172,13 @@ fn plan_bind(
         }
     }
     for a in &chosen {
-        r.targets.push(target(host, *a, "requested")?);
+        r.targets.push(target(host, *a, Why::Requested)?);
     }
     for a in &card {
-        r.targets.push(target(host, *a, "card")?);
+        r.targets.push(target(host, *a, Why::Card)?);
     }
     for a in &extra {
-        r.targets.push(target(host, *a, "group")?);
+        r.targets.push(target(host, *a, Why::Group)?);
     }
     r.targets.sort_by_key(|t| t.address);
     for t in &r.targets {
@@ -702,7 +702,7 @@ mod tests {
         let r = dry(&t, "02:01.0", &opts(true, false));
         assert_eq!(r.exit, ExitKind::Success, "{:?}", r.error);
         assert_eq!(r.targets.len(), 3);
-        assert_eq!(r.targets.iter().filter(|t| t.why == "group").count(), 2);
+        assert_eq!(r.targets.iter().filter(|t| t.why == Why::Group).count(), 2);
     }
 
     #[test]
@@ -771,12 +771,12 @@ mod tests {
         t.device("0000:01:00.1", "040300", Some("snd_hda_intel"), 6);
         let r = dry(&t, "01:00.0", &opts(false, false));
         assert_eq!(r.exit, ExitKind::Success, "{:?}", r.error);
-        let got: Vec<(String, &str)> = r.targets.iter().map(|t| (t.address.to_string(), t.why)).collect();
+        let got: Vec<(String, Why)> = r.targets.iter().map(|t| (t.address.to_string(), t.why)).collect();
         assert_eq!(
             got,
             [
-                ("0000:01:00.0".to_string(), "requested"),
-                ("0000:01:00.1".to_string(), "card")
+                ("0000:01:00.0".to_string(), Why::Requested),
+                ("0000:01:00.1".to_string(), Why::Card)
             ]
         );
         // A device of another slot in the same group still needs --group.

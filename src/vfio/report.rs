@@ -25,6 +25,28 @@ pub struct BindOptions {
     pub backend: super::attach::BackendChoice,
 }
 
+/// Why a device is a target (JSON `why`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Why {
+    /// Named on the command line.
+    Requested,
+    /// Another function of the same slot in the same IOMMU group: one card, taken with it.
+    Card,
+    /// Taken by --group.
+    Group,
+}
+
+impl std::fmt::Display for Why {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Why::Requested => "requested",
+            Why::Card => "card",
+            Why::Group => "group",
+        })
+    }
+}
+
 /// One device the command changes.
 #[derive(Debug, Clone, Serialize)]
 pub struct Target {
@@ -33,9 +55,7 @@ pub struct Target {
     pub device: String,
     pub class: String,
     pub iommu_group: Option<u32>,
-    /// "requested" (named on the command line), "card" (another function of the same slot in
-    /// the same IOMMU group: one card, taken with it) or "group" (taken by --group).
-    pub why: &'static str,
+    pub why: Why,
     pub driver_before: Option<String>,
     pub override_before: Option<String>,
     pub driver_after: Option<String>,
@@ -116,7 +136,7 @@ pub(crate) fn hex(v: u32, w: usize) -> String {
 }
 
 /// A target as the host shows it now; an attribute that cannot be read is an error naming it.
-pub(crate) fn target(host: &Host, addr: PciAddress, why: &'static str) -> Result<Target, PathError> {
+pub(crate) fn target(host: &Host, addr: PciAddress, why: Why) -> Result<Target, PathError> {
     let (v, d) = host.ids(&addr)?;
     Ok(Target {
         address: addr,

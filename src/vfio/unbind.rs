@@ -9,7 +9,7 @@ use super::apply::*;
 use super::bind::{lock_groups, not_root, resolve, without_bridges, VFIO_PCI};
 use super::exec::Executor;
 use super::host::Host;
-use super::report::{target, Report, Target};
+use super::report::{target, Report, Target, Why};
 use super::signals::Interrupted;
 use super::state::{self, Record};
 use super::Step;
@@ -136,7 +136,7 @@ pub fn unbind(
         Err(e) => return unreadable(r, e),
     };
     for a in chosen {
-        match target(host, a, "requested") {
+        match target(host, a, Why::Requested) {
             Ok(t) => r.targets.push(t),
             Err(e) => return unreadable(r, e),
         }
@@ -162,7 +162,7 @@ pub fn unbind(
                     && host.iommu_group(&f)? == *g
                     && !host.is_bridge(&f)?
                 {
-                    out.push(target(host, f, "card")?);
+                    out.push(target(host, f, Why::Card)?);
                 }
             }
         }
