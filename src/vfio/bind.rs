@@ -531,6 +531,29 @@ mod tests {
     }
 
     #[test]
+    fn unbind_of_a_device_whose_driver_cannot_be_read_changes_nothing() {
+        let t = Tree::new();
+        t.device("0000:01:00.0", "030000", None, 5);
+        let d = t.root().join("sys/devices/pci0000:00/0000:01:00.0");
+        fs::write(d.join("driver"), "").unwrap();
+        let spec = AddressSpec::parse("01:00.0").unwrap();
+        let r = unbind(
+            &t.host(),
+            &spec,
+            true,
+            Duration::from_secs(1),
+            &Interrupted::default(),
+        );
+        assert_eq!(r.exit, ExitKind::System, "{r:?}");
+        let e = r.error.unwrap_or_default();
+        assert!(
+            e.contains("0000:01:00.0/driver") && e.contains("nothing was changed"),
+            "{e}"
+        );
+        assert!(r.steps.is_empty(), "{:?}", r.steps);
+    }
+
+    #[test]
     fn an_unreadable_guard_input_refuses_and_names_the_path() {
         let t = Tree::new();
         t.device("0000:01:00.0", "010802", Some("nvme"), 3);
