@@ -198,7 +198,12 @@ pub fn find_cdev(host: &Host, addr: &PciAddress) -> Result<(String, PathBuf, (u3
         )));
     };
     let devfile = dir.join(name).join("dev");
-    let text = std::fs::read_to_string(&devfile).map_err(|e| fail(format!("{}: {e}", devfile.display())))?;
+    // Through the bounded reader: a FIFO in place of `dev` is refused, never waited on.
+    let text = match crate::pci::sysfs::read_text(&devfile) {
+        Ok(Some(t)) => t,
+        Ok(None) => return Err(fail(format!("{}: missing", devfile.display()))),
+        Err(e) => return Err(fail(e.to_string())),
+    };
     let parsed = text
         .trim()
         .split_once(':')
