@@ -171,7 +171,11 @@ fn print_human<W: Write>(out: &mut Output<W>, r: &Report) -> std::io::Result<()>
         )?;
     }
     // A card's other functions in the same group go with it: say so, they were not named.
-    for t in r.targets.iter().filter(|t| t.why == "card") {
+    for t in r
+        .targets
+        .iter()
+        .filter(|t| t.why == crate::vfio::report::Why::Card)
+    {
         writeln!(
             out.out,
             "  card    {} is another function of the same card ({}) in IOMMU group {}: {} with it",

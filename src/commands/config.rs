@@ -91,11 +91,7 @@ fn firmware_for(
             ));
         }
         None => {
-            let host = match &args.root.root {
-                Some(r) => Host::capture(r),
-                None => Host::system(),
-            }
-            .with_progress(json);
+            let host = Host::from_args(&args.root).with_progress(json);
             match romdump::via_sysfs(&host, first) {
                 Ok(dump) => (dump.analysis, format!("the ROM of {first}")),
                 Err(Error { message, .. }) => {
@@ -186,7 +182,7 @@ fn node_name(args: &ConfigArgs) -> Result<String> {
 /// Everything the options say that can be refused before anything is read or printed.
 fn check_args(args: &ConfigArgs) -> Result<()> {
     if let Some(id) = &args.vendor_id {
-        config::check_vendor_id(id).map_err(Error::usage)?;
+        config::check_vendor_id(id).map_err(|e| Error::usage(e.to_string()))?;
     }
     if let Some(v) = args.vmid {
         // pve-common's pve-vmid: ^[1-9][0-9]{2,8}$
@@ -202,10 +198,10 @@ fn check_args(args: &ConfigArgs) -> Result<()> {
                 "--mapping is a Proxmox cluster mapping: use it with --for proxmox",
             ));
         }
-        config::mapping::check_id(id).map_err(Error::usage)?;
+        config::mapping::check_id(id).map_err(|e| Error::usage(e.to_string()))?;
     }
     if let Some(n) = &args.node {
-        config::mapping::check_node(n).map_err(Error::usage)?;
+        config::mapping::check_node(n).map_err(|e| Error::usage(e.to_string()))?;
     }
     if let Some(name) = &args.domain {
         if args.target != ConfigTarget::Libvirt {
@@ -226,7 +222,7 @@ fn check_args(args: &ConfigArgs) -> Result<()> {
     }
     if let Some(rf) = &args.romfile {
         if args.target == ConfigTarget::Proxmox {
-            proxmox::check_romfile_name(rf).map_err(Error::usage)?;
+            proxmox::check_romfile_name(rf).map_err(|e| Error::usage(e.to_string()))?;
         }
         check_romfile(rf)?;
     }

@@ -5,7 +5,6 @@ use std::io::{IsTerminal, Write};
 use std::path::Path;
 
 use crate::cli::ExplainArgs;
-use crate::commands::host::host_root;
 use crate::error::{Error, ExitKind, Result};
 use crate::explain::{self, Input, MAX_INPUT};
 use crate::host::kmsg::{self, KernelLog};
@@ -47,7 +46,7 @@ fn read(args: &ExplainArgs, root: &HostRoot) -> Result<Input> {
 }
 
 pub fn explain<W: Write>(args: &ExplainArgs, out: &mut Output<W>) -> Result<ExitKind> {
-    let root = host_root(&args.root);
+    let root = HostRoot::from_args(&args.root);
     let input = read(args, &root)?;
     let report = explain::explain(&input, &root);
     if out.json {

@@ -8,7 +8,7 @@ use std::path::Path;
 
 use serde::Serialize;
 
-use crate::cli::{CaptureArgs, CheckArgs, GroupsArgs, ListArgs, RootArgs};
+use crate::cli::{CaptureArgs, CheckArgs, GroupsArgs, ListArgs};
 use crate::error::{Error, ExitKind, Result};
 use crate::host::check::{self, Status};
 use crate::host::{capture as cap, HostRoot};
@@ -23,10 +23,6 @@ pub const LIST_SCHEMA: &str = "vfiotool.list/1";
 pub const GROUPS_SCHEMA: &str = "vfiotool.groups/1";
 
 /// The host root the root options name (`HostRoot::from_args`, the one resolver).
-pub fn host_root(args: &RootArgs) -> HostRoot {
-    HostRoot::from_args(args)
-}
-
 /// A device as `list` and `groups` print it: the snapshot plus names and candidate modules.
 #[derive(Debug, Serialize)]
 pub struct DeviceView {
@@ -224,7 +220,7 @@ fn note_unreadable(unreadable: &[Unreadable]) {
 }
 
 pub fn list<W: Write>(args: &ListArgs, out: &mut Output<W>) -> Result<ExitKind> {
-    let root = host_root(&args.root);
+    let root = HostRoot::from_args(&args.root);
     let spec = match &args.address {
         Some(a) => Some(AddressSpec::parse(a).map_err(|e| Error::usage(e.to_string()))?),
         None => None,
@@ -342,7 +338,7 @@ fn verdict_text(g: &IommuGroup, full: bool) -> String {
 }
 
 pub fn groups<W: Write>(args: &GroupsArgs, out: &mut Output<W>) -> Result<ExitKind> {
-    let root = host_root(&args.root);
+    let root = HostRoot::from_args(&args.root);
     let (all, unreadable) = read_devices(&root)?;
     let full = all.iter().any(|d| d.address.domain != 0);
     let refs: Vec<&Device> = all.iter().collect();
@@ -431,7 +427,7 @@ fn short_line(v: &DeviceView, full: bool) -> String {
 }
 
 pub fn check<W: Write>(args: &CheckArgs, out: &mut Output<W>) -> Result<ExitKind> {
-    let root = host_root(&args.root);
+    let root = HostRoot::from_args(&args.root);
     // The definitive VFIO_SET_IOMMU test needs the live host's /dev/vfio.
     let probe = |g: &Groups| {
         check::probe_set_iommu(&crate::vfio::ioctl::Kernel, &crate::vfio::host::Host::system(), g)
@@ -478,7 +474,7 @@ pub fn check<W: Write>(args: &CheckArgs, out: &mut Output<W>) -> Result<ExitKind
 }
 
 pub fn capture<W: Write>(args: &CaptureArgs, out: &mut Output<W>) -> Result<ExitKind> {
-    let root = host_root(&args.root);
+    let root = HostRoot::from_args(&args.root);
     let summary = cap::capture(&root, &args.output)?;
     if out.json {
         out.json_doc(&summary).map_err(Error::output)?;

@@ -49,7 +49,7 @@ pub fn rom_dump<W: Write>(args: &RomDumpArgs, out: &mut Output<W>) -> Result<Exi
     };
     let mut dump = result?;
     // The device is known: judge the ROM for this card (SeaBIOS's id match, GOP by its class).
-    if let Ok(d) = crate::pci::device::Device::read(&host.sysfs(), &addr) {
+    if let Ok(d) = crate::pci::device::Device::read(host.sysfs(), &addr) {
         if let Ok(a) = crate::rom::analyze_for(&dump.bytes, Some(&super::rom::card_of(&d))) {
             dump.analysis = a;
         }

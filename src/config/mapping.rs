@@ -17,6 +17,7 @@ use std::path::Path;
 
 use serde::Serialize;
 
+use super::OptionError;
 use crate::error::{Error, Result};
 
 /// Where the cluster file lives (below the host root).
@@ -24,7 +25,7 @@ pub const PCI_CFG: &str = "/etc/pve/mapping/pci.cfg";
 
 /// A mapping id as pve-common's `pve_verify_configid` accepts it: `^[a-z][a-z0-9_]+$`, case
 /// insensitive.
-pub fn check_id(id: &str) -> std::result::Result<(), String> {
+pub fn check_id(id: &str) -> std::result::Result<(), OptionError> {
     let b = id.as_bytes();
     let ok = b.len() >= 2
         && b[0].is_ascii_alphabetic()
@@ -32,14 +33,12 @@ pub fn check_id(id: &str) -> std::result::Result<(), String> {
     if ok {
         Ok(())
     } else {
-        Err(format!(
-            "--mapping {id:?}: Proxmox rejects it (a mapping id is a letter followed by at least one letter, digit or `_`, pve-configid)"
-        ))
+        Err(OptionError::MappingId(id.to_string()))
     }
 }
 
 /// A node name as pve-common's `pve_verify_node_name` accepts it.
-pub fn check_node(node: &str) -> std::result::Result<(), String> {
+pub fn check_node(node: &str) -> std::result::Result<(), OptionError> {
     let b = node.as_bytes();
     let inner_ok = b.iter().all(|c| c.is_ascii_alphanumeric() || *c == b'-');
     let ends_ok =
@@ -47,9 +46,7 @@ pub fn check_node(node: &str) -> std::result::Result<(), String> {
     if inner_ok && ends_ok {
         Ok(())
     } else {
-        Err(format!(
-            "--node {node:?}: Proxmox rejects it (a node name is letters, digits and inner `-`, pve-node)"
-        ))
+        Err(OptionError::NodeName(node.to_string()))
     }
 }
 
@@ -212,13 +209,21 @@ mod tests {
             assert!(check_id(ok).is_ok(), "{ok}");
         }
         for bad in ["", "g", "3090", "gpu-1", "gpu.1", "gpu 1", "_gpu"] {
-            assert!(check_id(bad).is_err(), "{bad}");
+            assert_eq!(
+                check_id(bad),
+                Err(OptionError::MappingId(bad.to_string())),
+                "{bad}"
+            );
         }
         for ok in ["pve", "pve-2", "n1"] {
             assert!(check_node(ok).is_ok(), "{ok}");
         }
         for bad in ["", "-pve", "pve-", "pve.lan", "pve_1"] {
-            assert!(check_node(bad).is_err(), "{bad}");
+            assert_eq!(
+                check_node(bad),
+                Err(OptionError::NodeName(bad.to_string())),
+                "{bad}"
+            );
         }
     }
 

@@ -79,14 +79,30 @@ pub struct Choice {
 /// The Hyper-V vendor id default: the value qemu-server itself sets for GPU passthrough.
 pub const DEFAULT_VENDOR_ID: &str = "proxmox";
 
+/// An option value a consumer would reject, one variant per checked option (the messages are
+/// the usage errors users see).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum OptionError {
+    #[error(
+        "--vendor-id {0:?}: must be 1 to 12 letters or digits (Proxmox's cpu hv-vendor-id format; libvirt and QEMU take at most 12 characters)"
+    )]
+    VendorId(String),
+    #[error("--romfile {}: Proxmox's romfile= takes a name without `,` or `;`: rename the file", .0.display())]
+    RomfileName(PathBuf),
+    #[error(
+        "--mapping {0:?}: Proxmox rejects it (a mapping id is a letter followed by at least one letter, digit or `_`, pve-configid)"
+    )]
+    MappingId(String),
+    #[error("--node {0:?}: Proxmox rejects it (a node name is letters, digits and inner `-`, pve-node)")]
+    NodeName(String),
+}
+
 /// A Hyper-V vendor id all three consumers take as it is: Proxmox's cpu format allows
 /// `[a-zA-Z0-9]{1,12}`, libvirt's schema `[^,]{0,12}`, QEMU truncates past 12 bytes (and `,`
 /// would end its option). So 1 to 12 ASCII letters or digits.
-pub fn check_vendor_id(id: &str) -> Result<(), String> {
+pub fn check_vendor_id(id: &str) -> Result<(), OptionError> {
     if id.is_empty() || id.len() > 12 || !id.bytes().all(|b| b.is_ascii_alphanumeric()) {
-        return Err(format!(
-            "--vendor-id {id:?}: must be 1 to 12 letters or digits (Proxmox's cpu hv-vendor-id format; libvirt and QEMU take at most 12 characters)"
-        ));
+        return Err(OptionError::VendorId(id.to_string()));
     }
     Ok(())
 }

@@ -13,8 +13,9 @@
 //! any file it replaced, so `--remove` undoes exactly what it did. All paths are below a root
 //! (`/` on a live host, a scratch directory in tests); writes are atomic.
 
+use crate::host::under;
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
@@ -119,11 +120,6 @@ pub struct HostTools {
 
 fn exists_any(root: &Path, paths: &[&str]) -> bool {
     paths.iter().any(|p| under(root, p).exists())
-}
-
-/// `path` (absolute on the host) below `root`.
-pub fn under(root: &Path, path: &str) -> PathBuf {
-    crate::host::under(root, path)
 }
 
 pub fn detect(root: &Path) -> HostTools {
@@ -558,7 +554,7 @@ mod tests {
         }
     }
 
-    fn snapshot(root: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    fn snapshot(root: &Path) -> Vec<(std::path::PathBuf, Vec<u8>)> {
         let mut out = Vec::new();
         let mut stack = vec![root.to_path_buf()];
         while let Some(dir) = stack.pop() {

@@ -19,13 +19,10 @@ use super::{Firmware, Generated, Passthrough};
 pub const ROM_DIR: &str = "/usr/share/kvm";
 
 /// A romfile name qemu-server's `romfile` pattern (`[^,;]+`) takes.
-pub fn check_romfile_name(rom: &Path) -> Result<(), String> {
+pub fn check_romfile_name(rom: &Path) -> Result<(), super::OptionError> {
     let name = rom.file_name().map(|n| n.to_string_lossy()).unwrap_or_default();
     if name.is_empty() || name.contains([',', ';']) {
-        return Err(format!(
-            "--romfile {}: Proxmox's romfile= takes a name without `,` or `;`: rename the file",
-            rom.display()
-        ));
+        return Err(super::OptionError::RomfileName(rom.to_path_buf()));
     }
     Ok(())
 }

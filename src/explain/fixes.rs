@@ -5,7 +5,7 @@
 //! from before a change) instead of guessing.
 
 use crate::host::check::facts::{gather, Facts};
-use crate::host::check::ir_chips;
+use crate::host::intremap::ir_chips;
 use crate::host::{devfacts, HostRoot};
 use crate::pci::address::PciAddress;
 use crate::pci::device::Device;
@@ -227,41 +227,15 @@ fn vfio_not_bound(found: &Found, ctx: &Context) -> (String, String) {
     )
 }
 
-/// Processes holding `/dev/vfio/<g>` (live host only; bounded scan of /proc).
+/// Processes holding `/dev/vfio/<g>` (live host only: a log explains the host it came from).
 fn holders(ctx: &Context, g: u32) -> Vec<String> {
     if !ctx.root.is_live() {
         return Vec::new();
     }
-    let target = format!("/dev/vfio/{g}");
-    let mut out = Vec::new();
-    let Ok(procs) = std::fs::read_dir("/proc") else {
-        return out;
-    };
-    // At most a million fd links in all: the scan stays well under a second.
-    let mut budget: usize = 1_000_000;
-    for p in procs.flatten().take(65_536) {
-        if budget == 0 {
-            break;
-        }
-        let pid = p.file_name().to_string_lossy().to_string();
-        if !pid.bytes().all(|b| b.is_ascii_digit()) {
-            continue;
-        }
-        let Ok(fds) = std::fs::read_dir(p.path().join("fd")) else {
-            continue;
-        };
-        if fds.flatten().take(65_536).any(|fd| {
-            budget = budget.saturating_sub(1);
-            budget > 0 && std::fs::read_link(fd.path()).is_ok_and(|t| t.as_os_str() == target.as_str())
-        }) {
-            let comm = std::fs::read_to_string(p.path().join("comm")).unwrap_or_default();
-            out.push(format!("pid {pid} ({})", comm.trim()));
-            if out.len() >= 8 {
-                break;
-            }
-        }
-    }
-    out
+    crate::host::holders::of_nodes(ctx.root, &[format!("/dev/vfio/{g}")], 8)
+        .iter()
+        .map(|h| format!("pid {} ({})", h.pid, h.comm))
+        .collect()
 }
 
 fn device_busy(found: &Found, ctx: &Context) -> (String, String) {

@@ -10,6 +10,8 @@ pub mod bootloader;
 pub mod capture;
 pub mod check;
 pub mod devfacts;
+pub mod holders;
+pub mod intremap;
 pub mod kmsg;
 pub mod modprobe;
 
@@ -85,6 +87,28 @@ impl HostRoot {
         self.proc_dir.join(rel)
     }
 
+    /// An absolute host path in this view: `/sys/...` under the sysfs root, `/proc/...` under
+    /// the proc root, anything else (`/dev`, `/run`, `/etc`) under the base. The one place that
+    /// maps a host path to where this view keeps it.
+    pub fn host_path(&self, abs: &str) -> PathBuf {
+        // Whole components only (`Path::strip_prefix`): /sysfoo is not under /sys.
+        let p = Path::new(abs);
+        let inside = |dir: &Path, rest: &Path| {
+            if rest.as_os_str().is_empty() {
+                dir.to_path_buf()
+            } else {
+                dir.join(rest)
+            }
+        };
+        if let Ok(rest) = p.strip_prefix("/sys") {
+            inside(self.sysfs.path(), rest)
+        } else if let Ok(rest) = p.strip_prefix("/proc") {
+            inside(&self.proc_dir, rest)
+        } else {
+            self.path(abs)
+        }
+    }
+
     /// `<base>/<rel>` for an absolute-style path without the leading `/` (`"etc/default/grub"`).
     pub fn path(&self, rel: &str) -> PathBuf {
         under(&self.base, rel)
@@ -130,4 +154,24 @@ const MAX_TEXT: u64 = 16 * 1024 * 1024;
 
 fn read_text_file(path: &Path) -> Result<Option<String>, PathError> {
     Ok(sysfs::read_bytes(path, MAX_TEXT)?.map(|b| String::from_utf8_lossy(&b).into_owned()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_paths_follow_each_component_of_the_root() {
+        let r = HostRoot::under(Path::new("/cap")).with_sysfs(Path::new("/other-sys"));
+        assert_eq!(r.host_path("/sys/bus/pci"), Path::new("/other-sys/bus/pci"));
+        assert_eq!(r.host_path("/sys"), Path::new("/other-sys"));
+        assert_eq!(r.host_path("/proc/interrupts"), Path::new("/cap/proc/interrupts"));
+        assert_eq!(r.host_path("/dev/vfio"), Path::new("/cap/dev/vfio"));
+        // Only whole components: /sysfoo is not under /sys.
+        assert_eq!(r.host_path("/sysfoo"), Path::new("/cap/sysfoo"));
+        assert_eq!(
+            HostRoot::live().host_path("/run/vfiotool"),
+            Path::new("/run/vfiotool")
+        );
+    }
 }

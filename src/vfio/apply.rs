@@ -31,37 +31,28 @@ pub(crate) fn keep_locked(locks: Vec<lock::GroupLock>) {
 
 /// Each target's driver and override after the run, except a blocked device's: reading its
 /// driver_override would block on the device lock a running remove() holds.
-pub(crate) fn read_after(host: &Host, targets: &mut [Target], blocked: Option<PciAddress>) {
+/// A read that fails leaves the field empty and comes back as a warning naming the file.
+pub(crate) fn read_after(host: &Host, targets: &mut [Target], blocked: Option<PciAddress>) -> Vec<String> {
+    let mut unread = Vec::new();
     for t in targets.iter_mut() {
         t.blocked = Some(t.address) == blocked;
+        t.driver_after = None;
+        t.override_after = None;
         if t.blocked {
-            t.driver_after = None;
-            t.override_after = None;
             continue;
         }
-        t.driver_after = host.driver(&t.address);
-        t.override_after = host.driver_override(&t.address);
-    }
-}
-
-/// Why a step on one device did not finish.
-#[derive(Debug)]
-pub(crate) enum DevError {
-    /// It failed; the device can still be read and written.
-    Failed(String),
-    /// A write is still blocked in the kernel (a driver's remove() or probe runs): the kernel
-    /// holds the device lock, so any read or write of the device's attributes would block too.
-    /// `pid` is the writer process that goes on with it.
-    Blocked(String, u32),
-}
-
-impl DevError {
-    pub(crate) fn message(self) -> String {
-        match self {
-            DevError::Failed(m) | DevError::Blocked(m, _) => m,
+        match (host.driver(&t.address), host.driver_override(&t.address)) {
+            (Ok(d), Ok(o)) => {
+                t.driver_after = d;
+                t.override_after = o;
+            }
+            (Err(e), _) | (_, Err(e)) => unread.push(format!("state after the run unknown: {e}")),
         }
     }
+    unread
 }
+
+pub(crate) use super::deverror::{BlockedWrite, DevError, Stuck};
 
 /// One sysfs write about `addr` through the executor (a dry run records it as `planned`).
 pub(crate) fn write_step(
@@ -85,14 +76,15 @@ pub(crate) fn write_step(
                 Outcome::Failed,
                 Some(format!("still blocked after {} s", after.as_secs_f32())),
             ));
-            Err(DevError::Blocked(
-                format!(
-                    "the write of {:?} to {shown} is still blocked after {} s (process {pid} goes on with it)",
-                    value.trim_end(),
-                    after.as_secs_f32()
-                ),
-                pid,
-            ))
+            Err(DevError::Blocked {
+                write: Box::new(BlockedWrite {
+                    value: value.trim_end().to_string(),
+                    path: shown,
+                    after,
+                    pid,
+                }),
+                stuck: Box::new(Stuck::Write),
+            })
         }
         Err(e) => {
             steps.push(Step::write(
@@ -101,10 +93,11 @@ pub(crate) fn write_step(
                 Outcome::Failed,
                 Some(e.to_string()),
             ));
-            Err(DevError::Failed(format!(
-                "write {:?} to {shown}: {e}",
-                value.trim_end()
-            )))
+            Err(DevError::Write {
+                path: shown,
+                value: value.trim_end().to_string(),
+                error: e,
+            })
         }
     }
 }
@@ -129,9 +122,12 @@ pub(crate) fn holders_text(host: &Host, addr: &PciAddress, driver: &str) -> Stri
 /// Keep other vfiotool runs off the device's group while the abandoned write is in flight: the
 /// writer child inherited the lock, so the group stays locked; name it in the lock file.
 pub(crate) fn note_lock_holder(host: &Host, addr: &PciAddress, pid: u32) {
-    let group = host
-        .iommu_group(addr)
-        .map_or_else(|| "none".to_string(), |g| g.to_string());
+    // The group was read when it was locked; if it cannot be read now, the lock file of
+    // this device's group is not found, and the note is left out (the lock itself holds).
+    let Ok(group) = host.iommu_group(addr) else {
+        return;
+    };
+    let group = group.map_or_else(|| "none".to_string(), |g| g.to_string());
     let _ = fs::write(
         host.path("/run/vfiotool").join(format!("group-{group}.lock")),
         format!("{pid}, a write to {addr} still blocked in the kernel\n"),
@@ -174,7 +170,7 @@ pub(crate) fn bind_one(
     {
         let (rec, kept) = rec;
         if !exec.dry_run() {
-            state::save(host, rec).map_err(|e| DevError::Failed(e.message))?;
+            state::save(host, rec).map_err(DevError::Record)?;
         }
         steps.push(Step::other(
             Action::Record,
@@ -192,13 +188,9 @@ pub(crate) fn bind_one(
             )),
         ));
     }
-    let locked = |m: String| {
-        format!(
-            "{m}: {a} is locked in the kernel (a driver's probe or remove() is running, see `dmesg`), \
-             so vfiotool stopped touching it; its original driver is recorded in {}; once the kernel \
-             lets go, run `vfiotool unbind {a}` to give it back or `vfiotool bind {a}` to finish",
-            record.display()
-        )
+    let locked = || Stuck::BindLocked {
+        addr: a,
+        record: record.clone(),
     };
     write_step(
         exec,
@@ -208,10 +200,7 @@ pub(crate) fn bind_one(
         VFIO_PCI,
         opts.timeout,
     )
-    .map_err(|e| match e {
-        DevError::Blocked(m, pid) => DevError::Blocked(locked(m), pid),
-        other => other,
-    })?;
+    .map_err(|e| e.stuck(locked))?;
     if let Some(d) = &t.driver_before {
         write_step(
             exec,
@@ -222,19 +211,21 @@ pub(crate) fn bind_one(
             opts.timeout,
         )
         .map_err(|e| match e {
-            DevError::Blocked(m, pid) => DevError::Blocked(
-                format!(
-                    "unbinding {a} from {d}: {m}: {}. vfiotool stopped touching {a}: it has no driver \
-                 now, and once remove() returns it stays so: no driver and driver_override vfio-pci \
-                 (IOMMU group locked against other vfiotool runs until then). Its original driver is \
-                 recorded in {}. When {d} lets go (see `dmesg`), run `vfiotool bind {a}` to finish \
-                 the bind, or `vfiotool unbind {a}` to give it back to {d}",
-                    holders_text(host, &a, d),
-                    record.display()
-                ),
-                pid,
-            ),
-            DevError::Failed(m) => DevError::Failed(format!("unbinding {a} from {d}: {m}")),
+            DevError::Blocked { write, .. } => DevError::Blocked {
+                write,
+                stuck: Box::new(Stuck::BindUnbinding {
+                    addr: a,
+                    driver: d.clone(),
+                    holders: holders_text(host, &a, d),
+                    record: record.clone(),
+                }),
+            },
+            e @ DevError::Write { .. } => DevError::Unbinding {
+                addr: a,
+                driver: d.clone(),
+                source: Box::new(e),
+            },
+            other => other,
         })?;
     }
     write_step(
@@ -245,11 +236,8 @@ pub(crate) fn bind_one(
         &a.to_string(),
         opts.timeout,
     )
-    .map_err(|e| match e {
-        DevError::Blocked(m, pid) => DevError::Blocked(locked(m), pid),
-        other => other,
-    })?;
-    let now = exec.driver(&a);
+    .map_err(|e| e.stuck(locked))?;
+    let now = exec.driver(&a)?;
     if now.as_deref() == Some(VFIO_PCI) {
         steps.push(Step::other(
             Action::Check,
@@ -259,20 +247,16 @@ pub(crate) fn bind_one(
         ));
         Ok(())
     } else {
-        let got = now.unwrap_or_else(|| "no driver".into());
         steps.push(Step::other(
             Action::Check,
             dir.join("driver").display().to_string(),
             Outcome::Failed,
-            Some(got.clone()),
+            Some(now.clone().unwrap_or_else(|| "no driver".into())),
         ));
-        let hint = if host.iommu_group(&a).is_none() {
-            " (the device has no IOMMU group: enable the IOMMU, e.g. intel_iommu=on)"
-        } else {
-            " (see `dmesg | tail` for the probe error)"
-        };
-        Err(DevError::Failed(format!(
-            "vfio-pci did not bind {a}: it is on {got} after drivers_probe{hint}"
-        )))
+        Err(DevError::NotBound {
+            addr: a,
+            got: now,
+            no_group: host.iommu_group(&a)?.is_none(),
+        })
     }
 }

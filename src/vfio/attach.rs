@@ -94,14 +94,30 @@ impl BackendChoice {
                 if !cdev {
                     return pick(Backend::Legacy);
                 }
-                let bugged: Vec<String> = devices
-                    .iter()
-                    .filter_map(|d| {
-                        let (v, id) = host.ids(d);
-                        crate::host::devfacts::amd_reset_bug_family(v, id).map(|f| format!("{d} (AMD {f})"))
-                    })
-                    .collect();
-                if opens_device || bugged.is_empty() {
+                if opens_device {
+                    return pick(Backend::Iommufd);
+                }
+                let mut bugged = Vec::new();
+                for d in devices {
+                    match host.ids(d) {
+                        Ok((v, id)) => bugged.extend(
+                            crate::host::devfacts::amd_reset_bug_family(v, id).map(|f| format!("{d} (AMD {f})")),
+                        ),
+                        // Fail closed: a device whose IDs cannot be read may be of a reset-bug
+                        // family, so it keeps the path that does not open it.
+                        Err(e) => {
+                            return Resolved {
+                                backend: Backend::Legacy,
+                                note: Some(format!(
+                                    "backend auto: the kernel has the VFIO device cdev, but whether {d} has the \
+                                     AMD reset bug cannot be known ({e}); proved through the legacy path, which \
+                                     does not open the device"
+                                )),
+                            }
+                        }
+                    }
+                }
+                if bugged.is_empty() {
                     return pick(Backend::Iommufd);
                 }
                 Resolved {

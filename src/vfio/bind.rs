@@ -11,6 +11,7 @@
 //! from then on the run does not touch that device at all, says what state it will be in once
 //! remove() returns, and keeps its record for a later `bind` or `unbind`.
 
+use crate::error::PathError;
 use crate::vfio::{Action, Outcome};
 use std::collections::BTreeSet;
 
@@ -33,7 +34,7 @@ pub use super::unbind::unbind;
 
 use super::apply::*;
 use super::guard::ensure_vfio_pci;
-use super::report::target;
+use super::report::{target, Why};
 use super::unbind::restore_one;
 
 /// Drivers that do not claim DMA ownership: a group member on one of them does not break viability.
@@ -46,13 +47,20 @@ pub(crate) fn without_bridges(
     host: &Host,
     found: Vec<PciAddress>,
     skipped: &mut Vec<Skipped>,
-) -> Vec<PciAddress> {
-    let (bridges, rest): (Vec<_>, Vec<_>) = found.into_iter().partition(|a| host.is_bridge(a));
-    skipped.extend(bridges.into_iter().map(|address| Skipped {
-        address,
-        reason: "PCI bridge: bridges are never bound".into(),
-    }));
-    rest
+) -> Result<Vec<PciAddress>, PathError> {
+    let mut rest = Vec::new();
+    for a in found {
+        // Fail closed: a function whose kind cannot be read is neither bound nor skipped.
+        if host.is_bridge(&a)? {
+            skipped.push(Skipped {
+                address: a,
+                reason: "PCI bridge: bridges are never bound".into(),
+            });
+        } else {
+            rest.push(a);
+        }
+    }
+    Ok(rest)
 }
 
 pub fn resolve(host: &Host, spec: &AddressSpec) -> crate::error::Result<Vec<PciAddress>> {
@@ -83,7 +91,9 @@ fn plan_bind(
     r: &mut Report,
 ) -> crate::error::Result<()> {
     let found = resolve(host, spec)?;
-    let chosen: BTreeSet<PciAddress> = without_bridges(host, found, &mut r.skipped).into_iter().collect();
+    let chosen: BTreeSet<PciAddress> = without_bridges(host, found, &mut r.skipped)?
+        .into_iter()
+        .collect();
     if chosen.is_empty() {
         return Err(crate::error::Error::bad_input(format!(
             "{spec} is a PCI bridge; bridges are never bound to vfio-pci"
@@ -91,7 +101,7 @@ fn plan_bind(
     }
     let mut groups = BTreeSet::new();
     for a in &chosen {
-        match host.iommu_group(a) {
+        match host.iommu_group(a)? {
             Some(g) => {
                 groups.insert(g);
             }
@@ -107,18 +117,19 @@ fn plan_bind(
     let mut blockers = Vec::new();
     let slots: BTreeSet<_> = chosen.iter().map(PciAddress::slot).collect();
     for g in &groups {
-        for m in host.group_members(*g) {
+        for m in host.group_members(*g)? {
             if chosen.contains(&m) {
                 continue;
             }
-            if host.is_bridge(&m) {
+            if host.is_bridge(&m)? {
                 r.skipped.push(Skipped {
                     address: m,
                     reason: format!("PCI bridge in group {g}: left alone, does not affect viability"),
                 });
                 continue;
             }
-            let drv = host.driver(&m);
+            // Unreadable is an error, never "no driver" (which would count as harmless).
+            let drv = host.driver(&m)?;
             let harmless = drv.as_deref().is_none_or(|d| HARMLESS.contains(&d));
             if slots.contains(&m.slot()) && drv.as_deref() != Some(VFIO_PCI) {
                 // Another function of the same card (a GPU's HDMI audio, USB-C controller) in the
@@ -161,13 +172,13 @@ fn plan_bind(
         }
     }
     for a in &chosen {
-        r.targets.push(target(host, *a, "requested"));
+        r.targets.push(target(host, *a, Why::Requested)?);
     }
     for a in &card {
-        r.targets.push(target(host, *a, "card"));
+        r.targets.push(target(host, *a, Why::Card)?);
     }
     for a in &extra {
-        r.targets.push(target(host, *a, "group"));
+        r.targets.push(target(host, *a, Why::Group)?);
     }
     r.targets.sort_by_key(|t| t.address);
     for t in &r.targets {
@@ -190,10 +201,11 @@ pub(crate) fn lock_groups(host: &Host, spec: &AddressSpec) -> crate::error::Resu
     let mut names: Vec<String> = found
         .iter()
         .map(|a| {
-            host.iommu_group(a)
-                .map_or_else(|| "none".to_string(), |g| g.to_string())
+            Ok(host
+                .iommu_group(a)?
+                .map_or_else(|| "none".to_string(), |g| g.to_string()))
         })
-        .collect();
+        .collect::<Result<_, PathError>>()?;
     names.sort();
     names.dedup();
     names.into_iter().map(|n| lock::lock_group(host, &n)).collect()
@@ -212,7 +224,7 @@ pub fn bind<V: IommufdOps>(
     interrupted: &Interrupted,
 ) -> Report {
     let mut r = Report::new("bind", &spec.to_string(), opts.dry_run);
-    if !opts.dry_run && host.root == std::path::Path::new("/") && not_root() {
+    if !opts.dry_run && host.is_live() && not_root() {
         return r.finish(
             ExitKind::System,
             Some(
@@ -274,8 +286,8 @@ pub fn bind<V: IommufdOps>(
         let orig = origin(host, &t);
         origins.insert(i, orig.0.clone());
         if let Err(e) = bind_one(&exec, &t, &orig, opts, &mut r.steps) {
-            if let DevError::Blocked(_, pid) = &e {
-                note_lock_holder(host, &t.address, *pid);
+            if let Some(pid) = e.blocked_pid() {
+                note_lock_holder(host, &t.address, pid);
                 blocked = Some(t.address);
             }
             failure = Some(e.message());
@@ -325,7 +337,8 @@ pub fn bind<V: IommufdOps>(
         // it is safe to give to a VM, so it is not kept.
         failure = Some("the devices have no IOMMU group, so no group can be proven".into());
     }
-    read_after(host, &mut r.targets, blocked);
+    let unread = read_after(host, &mut r.targets, blocked);
+    r.warnings.extend(unread);
     let Some(err) = failure else {
         return r.finish(ExitKind::Success, None);
     };
@@ -349,8 +362,8 @@ pub fn bind<V: IommufdOps>(
             }
             Err(e) => {
                 complete = false;
-                if let DevError::Blocked(_, pid) = &e {
-                    note_lock_holder(host, &t.address, *pid);
+                if let Some(pid) = e.blocked_pid() {
+                    note_lock_holder(host, &t.address, pid);
                     blocked = blocked.or(Some(t.address));
                 }
                 r.warnings.push(e.message());
@@ -359,7 +372,8 @@ pub fn bind<V: IommufdOps>(
     }
     r.rollback_steps = rb;
     r.rolled_back = touched.iter().any(|&i| Some(r.targets[i].address) != blocked);
-    read_after(host, &mut r.targets, blocked);
+    let unread = read_after(host, &mut r.targets, blocked);
+    r.warnings.extend(unread);
     if let Some(b) = blocked {
         keep_locked(locks);
         let others = if touched.len() > 1 {
@@ -486,6 +500,57 @@ mod tests {
         let spec = AddressSpec::parse(spec).unwrap();
         let fake = super::super::proof::fake::FakeVfio::default();
         bind(&t.host(), &fake, &spec, o, &Interrupted::default())
+    }
+
+    #[test]
+    fn an_unreadable_group_member_driver_refuses_instead_of_counting_as_no_driver() {
+        let t = Tree::new();
+        t.device("0000:01:00.0", "030000", None, 5);
+        t.device("0000:02:00.0", "020000", None, 5);
+        // `driver` is not a link (reading it fails with EINVAL): before, this read as "no
+        // driver" and the member counted as harmless.
+        fs::write(t.root().join("sys/devices/pci0000:00/0000:02:00.0/driver"), "").unwrap();
+        let r = dry(&t, "01:00.0", &opts(false, false));
+        assert_ne!(r.exit, ExitKind::Success, "{r:?}");
+        let e = r.error.unwrap_or_default();
+        assert!(e.contains("0000:02:00.0/driver"), "{e}");
+        assert!(r.steps.is_empty(), "{:?}", r.steps);
+        // The same for an unreadable class (the bridge rule needs it when config is short).
+        let u = Tree::new();
+        u.device("0000:01:00.0", "030000", None, 6);
+        let d = u.root().join("sys/devices/pci0000:00/0000:01:00.0");
+        fs::write(d.join("config"), [0u8; 4]).unwrap();
+        fs::write(d.join("class"), "garbage\n").unwrap();
+        let r = dry(&u, "01:00.0", &opts(false, false));
+        let e = r.error.unwrap_or_default();
+        assert!(
+            e.contains("0000:01:00.0/class") && e.contains("not a hex number"),
+            "{e}"
+        );
+        assert!(r.steps.is_empty(), "{:?}", r.steps);
+    }
+
+    #[test]
+    fn unbind_of_a_device_whose_driver_cannot_be_read_changes_nothing() {
+        let t = Tree::new();
+        t.device("0000:01:00.0", "030000", None, 5);
+        let d = t.root().join("sys/devices/pci0000:00/0000:01:00.0");
+        fs::write(d.join("driver"), "").unwrap();
+        let spec = AddressSpec::parse("01:00.0").unwrap();
+        let r = unbind(
+            &t.host(),
+            &spec,
+            true,
+            Duration::from_secs(1),
+            &Interrupted::default(),
+        );
+        assert_eq!(r.exit, ExitKind::System, "{r:?}");
+        let e = r.error.unwrap_or_default();
+        assert!(
+            e.contains("0000:01:00.0/driver") && e.contains("nothing was changed"),
+            "{e}"
+        );
+        assert!(r.steps.is_empty(), "{:?}", r.steps);
     }
 
     #[test]
@@ -635,7 +700,10 @@ mod tests {
             .iter()
             .any(|s| s.value.as_deref() == Some("VFIO_SET_IOMMU")));
         // Nothing was written.
-        assert_eq!(t.host().driver_override(&PciAddress::new(0, 1, 0, 0)), None);
+        assert_eq!(
+            t.host().driver_override(&PciAddress::new(0, 1, 0, 0)).unwrap(),
+            None
+        );
         assert!(!t.root().join("run").exists());
     }
 
@@ -657,7 +725,7 @@ mod tests {
         let r = dry(&t, "02:01.0", &opts(true, false));
         assert_eq!(r.exit, ExitKind::Success, "{:?}", r.error);
         assert_eq!(r.targets.len(), 3);
-        assert_eq!(r.targets.iter().filter(|t| t.why == "group").count(), 2);
+        assert_eq!(r.targets.iter().filter(|t| t.why == Why::Group).count(), 2);
     }
 
     #[test]
@@ -726,12 +794,12 @@ mod tests {
         t.device("0000:01:00.1", "040300", Some("snd_hda_intel"), 6);
         let r = dry(&t, "01:00.0", &opts(false, false));
         assert_eq!(r.exit, ExitKind::Success, "{:?}", r.error);
-        let got: Vec<(String, &str)> = r.targets.iter().map(|t| (t.address.to_string(), t.why)).collect();
+        let got: Vec<(String, Why)> = r.targets.iter().map(|t| (t.address.to_string(), t.why)).collect();
         assert_eq!(
             got,
             [
-                ("0000:01:00.0".to_string(), "requested"),
-                ("0000:01:00.1".to_string(), "card")
+                ("0000:01:00.0".to_string(), Why::Requested),
+                ("0000:01:00.1".to_string(), Why::Card)
             ]
         );
         // A device of another slot in the same group still needs --group.

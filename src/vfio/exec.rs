@@ -8,6 +8,7 @@
 //! branches and records the same steps (names, paths, values, order) as the real run, with the
 //! result `planned` instead of `ok`.
 
+use crate::error::PathError;
 use crate::vfio::Outcome;
 use std::cell::RefCell;
 use std::collections::BTreeMap;
@@ -76,24 +77,24 @@ impl<'a> Executor<'a> {
     }
 
     /// The bound driver, as the device has it (live) or would have it (dry run).
-    pub fn driver(&self, addr: &PciAddress) -> Option<String> {
+    pub fn driver(&self, addr: &PciAddress) -> Result<Option<String>, PathError> {
         match self {
             Executor::Live(h) => h.driver(addr),
             Executor::DryRun { host, overlay, .. } => {
                 match overlay.borrow().get(addr).and_then(|o| o.driver.clone()) {
-                    Some(d) => d,
+                    Some(d) => Ok(d),
                     None => host.driver(addr),
                 }
             }
         }
     }
 
-    fn driver_override(&self, addr: &PciAddress) -> Option<String> {
+    fn driver_override(&self, addr: &PciAddress) -> Result<Option<String>, PathError> {
         match self {
             Executor::Live(h) => h.driver_override(addr),
             Executor::DryRun { host, overlay, .. } => {
                 match overlay.borrow().get(addr).and_then(|o| o.driver_override.clone()) {
-                    Some(d) => d,
+                    Some(d) => Ok(d),
                     None => host.driver_override(addr),
                 }
             }
@@ -117,8 +118,8 @@ impl<'a> Executor<'a> {
         else {
             return self.host().write_timed(path, value, timeout);
         };
-        let before = self.driver(addr);
-        let ov = self.driver_override(addr);
+        let before = self.driver(addr).map_err(WriteError::Read)?;
+        let ov = self.driver_override(addr).map_err(WriteError::Read)?;
         default_driver.borrow_mut().entry(*addr).or_insert(before);
         let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
         let parent = path

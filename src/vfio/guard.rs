@@ -12,10 +12,20 @@ use super::Step;
 use crate::pci::address::PciAddress;
 
 /// A guard input that could not be read: the guard refuses instead of guessing "not in use".
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug)]
 pub struct GuardError {
     pub path: std::path::PathBuf,
-    pub error: String,
+    pub error: GuardCause,
+}
+
+/// Why a guard input could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum GuardCause {
+    /// A file the guard needs is not there (and its absence does not mean "nothing in use").
+    #[error("missing")]
+    Missing,
+    #[error("{0}")]
+    Io(std::io::Error),
 }
 
 impl std::fmt::Display for GuardError {
@@ -27,6 +37,15 @@ impl std::fmt::Display for GuardError {
             self.path.display(),
             self.error
         )
+    }
+}
+
+impl From<crate::error::PathError> for GuardError {
+    fn from(e: crate::error::PathError) -> Self {
+        GuardError {
+            path: e.path,
+            error: GuardCause::Io(e.source),
+        }
     }
 }
 
@@ -42,11 +61,11 @@ pub(crate) fn guard_read(host: &Host, abs: &str, absent_ok: bool) -> Result<Stri
         Ok(None) if absent_ok => Ok(String::new()),
         Ok(None) => Err(GuardError {
             path,
-            error: "missing".into(),
+            error: GuardCause::Missing,
         }),
         Err(e) => Err(GuardError {
             path,
-            error: e.source.to_string(),
+            error: GuardCause::Io(e.source),
         }),
     }
 }
@@ -54,13 +73,13 @@ pub(crate) fn guard_read(host: &Host, abs: &str, absent_ok: bool) -> Result<Stri
 /// Why `addr` must not be taken from the host without `--force`, if it is host-critical. Fails
 /// closed: an input it cannot read is an error naming the path, never "not in use".
 pub fn host_critical(host: &Host, addr: &PciAddress) -> Result<Option<String>, GuardError> {
-    let class = host.class(addr) >> 16;
+    let class = host.class(addr)? >> 16;
     let dev_dir = host.device_dir(addr);
     let real = fs::canonicalize(&dev_dir).map_err(|e| GuardError {
         path: dev_dir.clone(),
-        error: e.to_string(),
+        error: GuardCause::Io(e),
     })?;
-    if class == 0x03 && host.boot_vga(addr) {
+    if class == 0x03 && host.boot_vga(addr)? {
         let fb = guard_read(host, "/proc/fb", true)?;
         if !fb.trim().is_empty() {
             return Ok(Some(format!(
@@ -74,13 +93,13 @@ pub fn host_critical(host: &Host, addr: &PciAddress) -> Result<Option<String>, G
     let block_dir = host.path("/sys/block");
     let blocks = fs::read_dir(&block_dir).map_err(|e| GuardError {
         path: block_dir.clone(),
-        error: e.to_string(),
+        error: GuardCause::Io(e),
     })?;
     let mut below = Vec::new();
     for b in blocks.take(4096) {
         let b = b.map_err(|e| GuardError {
             path: block_dir.clone(),
-            error: e.to_string(),
+            error: GuardCause::Io(e),
         })?;
         if fs::canonicalize(b.path()).is_ok_and(|dev| dev.starts_with(&real)) {
             below.push(b.file_name().to_string_lossy().into_owned());

@@ -9,16 +9,19 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use crate::error::PathError;
+use crate::host::{holders, HostRoot};
 use crate::output::Progress;
 use crate::pci::address::{PciAddress, SlotAddress};
 use crate::pci::device::{header_type_of_class, is_bridge_header};
 use crate::pci::groups;
 use crate::pci::sysfs::{self, SysfsRoot};
 
-/// The roots of the files vfiotool reads and writes.
+/// The host view `bind`, `unbind` and `rom dump` read and write: one [`HostRoot`] (the only
+/// root type; it knows where /sys, /proc and the rest are) plus the write-side state.
 #[derive(Debug, Clone)]
 pub struct Host {
-    pub root: PathBuf,
+    root: HostRoot,
     /// A tree saved by `vfiotool capture` (untrusted, read-only): nothing is ever written into
     /// it, not even the ROM-enable writes a read of `rom` needs on a live /sys.
     pub captured: bool,
@@ -30,6 +33,9 @@ pub struct Host {
 #[derive(Debug)]
 pub enum WriteError {
     Io(io::Error),
+    /// A dry run could not read the state the write would change (it stops there, like the
+    /// real run would on an unreadable device).
+    Read(PathError),
     /// Still blocked in the kernel after the deadline; process `pid` goes on with the write,
     /// which may complete later.
     TimedOut {
@@ -42,37 +48,65 @@ impl std::fmt::Display for WriteError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             WriteError::Io(e) => write!(f, "{e}"),
+            WriteError::Read(e) => write!(f, "{e}"),
             WriteError::TimedOut { after, .. } => write!(f, "still blocked after {} s", after.as_secs_f32()),
         }
+    }
+}
+
+/// A read that succeeded but gave something no kernel writes there.
+fn invalid(path: PathBuf, what: String) -> PathError {
+    PathError {
+        path,
+        action: "parse",
+        source: io::Error::new(io::ErrorKind::InvalidData, what),
     }
 }
 
 impl Host {
     /// The running system (`/`).
     pub fn system() -> Self {
-        Host {
-            root: PathBuf::from("/"),
-            captured: false,
-            progress: false,
-        }
+        Self::live_view(HostRoot::live())
     }
 
     /// A tree that mirrors `/` and stands for a live host (tests).
-    pub fn at(root: impl Into<PathBuf>) -> Self {
+    pub fn at(root: impl AsRef<Path>) -> Self {
+        Self::live_view(HostRoot::under(root.as_ref()))
+    }
+
+    /// A host view that is written to (the running host, or a test tree standing for one).
+    pub fn live_view(root: HostRoot) -> Self {
         Host {
-            root: root.into(),
+            root,
             captured: false,
             progress: false,
         }
     }
 
-    /// A captured tree (`--root CAPTURE`): read as it is, never written.
-    pub fn capture(root: impl Into<PathBuf>) -> Self {
+    /// A captured host (`--root CAPTURE`, resolved by [`HostRoot::from_args`]): read as it
+    /// is, never written.
+    pub fn captured(root: HostRoot) -> Self {
         Host {
-            root: root.into(),
+            root,
             captured: true,
             progress: false,
         }
+    }
+
+    /// The view `--root`/`--sysfs-root` name (resolved by [`HostRoot::from_args`]): with
+    /// `--root` a capture, never written; otherwise the live host (or its /sys elsewhere).
+    pub fn from_args(args: &crate::cli::RootArgs) -> Self {
+        let root = HostRoot::from_args(args);
+        if args.root.is_some() {
+            Self::captured(root)
+        } else {
+            Self::live_view(root)
+        }
+    }
+
+    /// A captured tree under `dir` (tests).
+    pub fn capture(dir: impl AsRef<Path>) -> Self {
+        Self::captured(HostRoot::under(dir.as_ref()))
     }
 
     /// The same host, drawing progress lines for slow steps unless `json`.
@@ -81,20 +115,30 @@ impl Host {
         self
     }
 
-    /// The same host as the read-only view `host/` uses (its /sys, /proc, /etc).
-    pub fn host_root(&self) -> crate::host::HostRoot {
-        crate::host::HostRoot::under(&self.root)
+    /// The root of this view: where its /sys, /proc, /dev, /run and /etc are.
+    pub fn root(&self) -> &HostRoot {
+        &self.root
     }
 
+    /// The same host as the read-only view `host/` uses (its /sys, /proc, /etc).
+    pub fn host_root(&self) -> HostRoot {
+        self.root.clone()
+    }
+
+    /// Does this view stand for the running host (`/`)?
+    pub fn is_live(&self) -> bool {
+        self.root.is_live()
+    }
+
+    /// An absolute host path (`/dev/vfio`, `/proc/interrupts`, `/sys/class/iommu`) in this view.
     pub fn path(&self, abs: &str) -> PathBuf {
-        crate::host::under(&self.root, abs)
+        self.root.host_path(abs)
     }
 
     /// The sysfs view of this host, through `pci::sysfs`, which owns every read of
-    /// `/sys/bus/pci`. The bind flow treats an unreadable attribute like a missing one: it
-    /// re-reads the state after every write anyway.
-    pub fn sysfs(&self) -> SysfsRoot {
-        SysfsRoot::new(self.path("/sys"))
+    /// `/sys/bus/pci`.
+    pub fn sysfs(&self) -> &SysfsRoot {
+        &self.root.sysfs
     }
 
     pub fn device_dir(&self, addr: &PciAddress) -> PathBuf {
@@ -105,65 +149,85 @@ impl Host {
         self.device_dir(addr).exists()
     }
 
-    fn attr(&self, addr: &PciAddress, name: &str) -> Option<String> {
-        self.sysfs().read_device_attr(addr, name).ok().flatten()
+    // Every read goes through `pci::sysfs`, the one reader of device attributes: a missing
+    // attribute is `Ok(None)` (absent), anything else that stops the read is an error that
+    // carries its path. Callers never take "unreadable" for "absent".
+    fn attr(&self, addr: &PciAddress, name: &str) -> Result<Option<String>, PathError> {
+        self.sysfs().read_device_attr(addr, name)
     }
 
-    fn link(&self, addr: &PciAddress, name: &str) -> Option<String> {
-        self.sysfs().read_device_link(addr, name).ok().flatten()
-    }
-
-    /// The bound driver's name, `None` when no driver is bound.
-    pub fn driver(&self, addr: &PciAddress) -> Option<String> {
-        self.link(addr, "driver")
+    /// The bound driver's name, `None` when no driver is bound (no `driver` link).
+    pub fn driver(&self, addr: &PciAddress) -> Result<Option<String>, PathError> {
+        self.sysfs().read_device_link(addr, "driver")
     }
 
     /// The driver_override value, `None` when clear (the kernel prints `(null)`).
-    pub fn driver_override(&self, addr: &PciAddress) -> Option<String> {
-        self.attr(addr, "driver_override")
-            .filter(|s| !s.is_empty() && s != "(null)")
+    pub fn driver_override(&self, addr: &PciAddress) -> Result<Option<String>, PathError> {
+        Ok(self
+            .attr(addr, "driver_override")?
+            .filter(|s| !s.is_empty() && s != "(null)"))
     }
 
-    pub fn iommu_group(&self, addr: &PciAddress) -> Option<u32> {
-        self.link(addr, "iommu_group").and_then(|n| n.parse().ok())
+    /// The IOMMU group, `None` when the device has none (no `iommu_group` link: IOMMU off).
+    pub fn iommu_group(&self, addr: &PciAddress) -> Result<Option<u32>, PathError> {
+        match self.sysfs().read_device_link(addr, "iommu_group")? {
+            None => Ok(None),
+            Some(n) => n.parse().map(Some).map_err(|_| {
+                invalid(
+                    self.sysfs().device_attr(addr, "iommu_group"),
+                    format!("not a group number: {n:?}"),
+                )
+            }),
+        }
     }
 
-    fn hex_attr(&self, addr: &PciAddress, name: &str) -> Option<u32> {
-        self.attr(addr, name).as_deref().and_then(sysfs::parse_hex)
+    /// A hex attribute every PCI function has (`class`, `vendor`, `device`): missing or
+    /// unparsable is an error naming the file.
+    fn hex_attr(&self, addr: &PciAddress, name: &str) -> Result<u32, PathError> {
+        let path = self.sysfs().device_attr(addr, name);
+        match self.attr(addr, name)? {
+            None => Err(PathError {
+                path,
+                action: "read",
+                source: io::Error::from(io::ErrorKind::NotFound),
+            }),
+            Some(t) => sysfs::parse_hex(&t).ok_or_else(|| invalid(path, format!("not a hex number: {t:?}"))),
+        }
     }
 
     /// The 24-bit class code (base class in the top byte).
-    pub fn class(&self, addr: &PciAddress) -> u32 {
-        self.hex_attr(addr, "class").unwrap_or(0)
+    pub fn class(&self, addr: &PciAddress) -> Result<u32, PathError> {
+        self.hex_attr(addr, "class")
     }
 
-    pub fn ids(&self, addr: &PciAddress) -> (u16, u16) {
-        (
-            self.hex_attr(addr, "vendor").unwrap_or(0) as u16,
-            self.hex_attr(addr, "device").unwrap_or(0) as u16,
-        )
+    pub fn ids(&self, addr: &PciAddress) -> Result<(u16, u16), PathError> {
+        Ok((
+            self.hex_attr(addr, "vendor")? as u16,
+            self.hex_attr(addr, "device")? as u16,
+        ))
     }
 
-    /// `boot_vga` reads 1 on the GPU the firmware used.
-    pub fn boot_vga(&self, addr: &PciAddress) -> bool {
-        self.attr(addr, "boot_vga").as_deref() == Some("1")
+    /// `boot_vga` reads 1 on the GPU the firmware used (absent on all but display devices).
+    pub fn boot_vga(&self, addr: &PciAddress) -> Result<bool, PathError> {
+        Ok(self.attr(addr, "boot_vga")?.as_deref() == Some("1"))
     }
 
     /// Bridges are never bound: a `pci_bus/` directory, or the bridge rule of `pci::device`
     /// (header type 1 or 2, from config space or else from the class).
-    pub fn is_bridge(&self, addr: &PciAddress) -> bool {
+    pub fn is_bridge(&self, addr: &PciAddress) -> Result<bool, PathError> {
         let dir = self.device_dir(addr);
         if dir.join("pci_bus").is_dir() {
-            return true;
+            return Ok(true);
         }
         // Only up to the header type byte: reading all of config space (4 KiB, one config
-        // cycle per dword) costs milliseconds.
-        let header = sysfs::read_bytes(&dir.join("config"), 0x0f)
-            .ok()
-            .flatten()
-            .and_then(|c| c.get(0x0e).map(|h| h & 0x7f))
-            .or_else(|| header_type_of_class(self.class(addr)));
-        is_bridge_header(header)
+        // cycle per dword) costs milliseconds. A short or missing config falls back to the
+        // class; an unreadable one is an error.
+        let header =
+            match sysfs::read_bytes(&dir.join("config"), 0x0f)?.and_then(|c| c.get(0x0e).map(|h| h & 0x7f)) {
+                Some(h) => Some(h),
+                None => header_type_of_class(self.class(addr)?),
+            };
+        Ok(is_bridge_header(header))
     }
 
     /// Every function present in `slot`, sorted.
@@ -174,9 +238,9 @@ impl Host {
             .collect()
     }
 
-    /// The devices of IOMMU group `group`, sorted (empty when the group cannot be read).
-    pub fn group_members(&self, group: u32) -> Vec<PciAddress> {
-        groups::group_members(&self.sysfs(), group).unwrap_or_default()
+    /// The devices of IOMMU group `group`, sorted.
+    pub fn group_members(&self, group: u32) -> Result<Vec<PciAddress>, PathError> {
+        groups::group_members(self.sysfs(), group)
     }
 
     pub fn driver_loaded(&self, driver: &str) -> bool {
@@ -228,49 +292,29 @@ impl Host {
     pub fn likely_holders(&self, addr: &PciAddress) -> Vec<String> {
         let dev_dir = self.device_dir(addr);
         let real_dev = fs::canonicalize(&dev_dir).unwrap_or(dev_dir);
-        let group_dev = self.iommu_group(addr).map(|g| format!("/dev/vfio/{g}"));
-        let mut out = Vec::new();
-        let Ok(procs) = fs::read_dir(self.path("/proc")) else {
-            return out;
+        // A diagnostic, not a guard: an unreadable group only leaves its node out of the scan.
+        let group_dev = self
+            .iommu_group(addr)
+            .ok()
+            .flatten()
+            .map(|g| format!("/dev/vfio/{g}"));
+        let fd = |t: &Path| {
+            let s = t.to_string_lossy();
+            t.starts_with(&real_dev)
+                || s.starts_with("/dev/dri/")
+                || s.starts_with("/dev/nvidia")
+                || group_dev.as_deref() == Some(&*s)
         };
-        for p in procs.filter_map(|e| e.ok()).take(65536) {
-            let pid = p.file_name().to_string_lossy().into_owned();
-            if !pid.bytes().all(|b| b.is_ascii_digit()) {
-                continue;
-            }
-            let Ok(fds) = fs::read_dir(p.path().join("fd")) else {
-                continue;
-            };
-            let hit = fds.filter_map(|e| e.ok()).take(65536).find_map(|fd| {
-                let t = fs::read_link(fd.path()).ok()?;
-                let s = t.to_string_lossy();
-                let holds = t.starts_with(&real_dev)
-                    || s.starts_with("/dev/dri/")
-                    || s.starts_with("/dev/nvidia")
-                    || group_dev.as_deref() == Some(&*s);
-                holds.then(|| s.into_owned())
-            });
-            // A BAR mapped through the sysfs resource files (user-space drivers, some tools).
-            let hit = hit.or_else(|| {
-                let maps = fs::read_to_string(p.path().join("maps")).ok()?;
-                let dev = real_dev.to_string_lossy();
-                maps.lines()
-                    .take(1 << 16)
-                    .find(|l| l.contains(&*dev))
-                    .map(|l| format!("{} mapped", l.split_whitespace().last().unwrap_or("")))
-            });
-            if let Some(what) = hit {
-                let comm = sysfs::read_text(&p.path().join("comm"))
-                    .ok()
-                    .flatten()
-                    .unwrap_or_default();
-                out.push(format!("{comm} (pid {pid}) has {what} open"));
-            }
-            if out.len() >= 16 {
-                break;
-            }
-        }
-        out
+        let dev = real_dev.to_string_lossy();
+        let want = holders::Wanted {
+            fd: &fd,
+            mapped: Some(&dev),
+            max: 16,
+        };
+        holders::scan(&self.root, &want)
+            .iter()
+            .map(|h| h.to_string())
+            .collect()
     }
 }
 

@@ -13,6 +13,7 @@
 //!
 //! Binding the cdev opens the device, which makes vfio-pci reset it (as QEMU does when it starts).
 
+use crate::host::intremap;
 use std::path::PathBuf;
 
 use serde::Serialize;
@@ -197,7 +198,12 @@ pub fn find_cdev(host: &Host, addr: &PciAddress) -> Result<(String, PathBuf, (u3
         )));
     };
     let devfile = dir.join(name).join("dev");
-    let text = std::fs::read_to_string(&devfile).map_err(|e| fail(format!("{}: {e}", devfile.display())))?;
+    // Through the bounded reader: a FIFO in place of `dev` is refused, never waited on.
+    let text = match crate::pci::sysfs::read_text(&devfile) {
+        Ok(Some(t)) => t,
+        Ok(None) => return Err(fail(format!("{}: missing", devfile.display()))),
+        Err(e) => return Err(fail(e.to_string())),
+    };
     let parsed = text
         .trim()
         .split_once(':')
@@ -430,13 +436,28 @@ pub fn inspect<V: IommufdOps>(
 /// allow_unsafe_interrupts off), or another process owning the group (its legacy node or a
 /// sibling's cdev open). Empty for other errors.
 pub fn explain(host: &Host, addr: &PciAddress, errno: Option<i32>) -> Vec<String> {
-    let group = host.iommu_group(addr);
     let mut causes = Vec::new();
+    // Diagnostics after the kernel's refusal: what cannot be read is named as a cause, never
+    // taken for "nothing there".
+    let group = match host.iommu_group(addr) {
+        Ok(g) => g,
+        Err(e) => {
+            causes.push(format!("the IOMMU group of {addr} cannot be read: {e}"));
+            None
+        }
+    };
     match errno {
         Some(nix::libc::EPERM) => {
             if let Some(g) = group {
-                for s in host.group_members(g).iter().filter(|s| *s != addr) {
-                    if let Some(d) = host.driver(s).filter(|d| !HARMLESS.contains(&d.as_str())) {
+                let members = host.group_members(g).unwrap_or_else(|e| {
+                    causes.push(format!("the members of IOMMU group {g} cannot be read: {e}"));
+                    Vec::new()
+                });
+                for s in members.iter().filter(|s| *s != addr) {
+                    let drv = host
+                        .driver(s)
+                        .unwrap_or_else(|e| Some(format!("an unreadable driver ({e})")));
+                    if let Some(d) = drv.filter(|d| !HARMLESS.contains(&d.as_str())) {
                         causes.push(format!(
                             "group sibling {s} of IOMMU group {g} is on its host driver {d}, so the kernel \
                              will not give the group to user space; fix: `vfiotool bind {addr} --group` \
@@ -445,8 +466,8 @@ pub fn explain(host: &Host, addr: &PciAddress, errno: Option<i32>) -> Vec<String
                     }
                 }
             }
-            let ir = interrupt_remapping(host);
-            let unsafe_ok = allow_unsafe_interrupts(host);
+            let ir = intremap::interrupt_remapping(host.root());
+            let unsafe_ok = intremap::iommufd_allow_unsafe(host.root());
             if ir == Some(false) && unsafe_ok != Some(true) {
                 causes.push(format!(
                     "interrupt remapping is off ({}) and iommufd.allow_unsafe_interrupts is {}; fix: enable \
@@ -454,7 +475,7 @@ pub fn explain(host: &Host, addr: &PciAddress, errno: Option<i32>) -> Vec<String
                      intremap=off on the kernel command line); `echo 1 > \
                      /sys/module/iommufd/parameters/allow_unsafe_interrupts` makes it work but lets the \
                      device inject arbitrary interrupts into the host: only for trusted guests",
-                    ir_evidence(host),
+                    intremap::evidence(host.root()),
                     match unsafe_ok {
                         Some(false) => "N",
                         _ => "unreadable",
@@ -513,7 +534,8 @@ pub fn explain(host: &Host, addr: &PciAddress, errno: Option<i32>) -> Vec<String
 /// The cdev nodes of the devices of `group`, for the holder scan.
 fn sibling_cdevs(host: &Host, group: u32) -> Vec<String> {
     let mut out = Vec::new();
-    for s in host.group_members(group) {
+    // Only feeds the holder scan (a diagnostic): an unreadable group scans its legacy node only.
+    for s in host.group_members(group).unwrap_or_default() {
         if let Ok((name, _, _)) = find_cdev(host, &s) {
             out.push(format!("/dev/vfio/devices/{name}"));
         }
@@ -521,91 +543,12 @@ fn sibling_cdevs(host: &Host, group: u32) -> Vec<String> {
     out
 }
 
-/// Whether interrupt remapping is on: the IR bit (3) of every VT-d unit's extended capability
-/// register (`/sys/class/iommu/dmar*/intel-iommu/ecap`), else IR- chips in /proc/interrupts.
-/// None when neither can be read.
-pub fn interrupt_remapping(host: &Host) -> Option<bool> {
-    let mut units = Vec::new();
-    if let Ok(rd) = std::fs::read_dir(host.path("/sys/class/iommu")) {
-        for e in rd.filter_map(|e| e.ok()).take(256) {
-            let p = e.path().join("intel-iommu/ecap");
-            if let Ok(t) = std::fs::read_to_string(&p) {
-                if let Ok(v) = u64::from_str_radix(t.trim().trim_start_matches("0x"), 16) {
-                    units.push(v & (1 << 3) != 0);
-                }
-            }
-        }
-    }
-    if !units.is_empty() {
-        return Some(units.iter().all(|&ir| ir));
-    }
-    let irqs = std::fs::read_to_string(host.path("/proc/interrupts")).ok()?;
-    irqs.contains("IR-").then_some(true)
-}
-
-fn ir_evidence(host: &Host) -> String {
-    let mut ecaps = Vec::new();
-    if let Ok(rd) = std::fs::read_dir(host.path("/sys/class/iommu")) {
-        for e in rd.filter_map(|e| e.ok()).take(256) {
-            if let Ok(t) = std::fs::read_to_string(e.path().join("intel-iommu/ecap")) {
-                ecaps.push(format!(
-                    "{} ecap {} has IR bit 3 clear",
-                    e.file_name().to_string_lossy(),
-                    t.trim()
-                ));
-            }
-        }
-    }
-    if ecaps.is_empty() {
-        "no IR- interrupt chips in /proc/interrupts".into()
-    } else {
-        ecaps.join(", ")
-    }
-}
-
-/// `/sys/module/iommufd/parameters/allow_unsafe_interrupts` (Y/N or 1/0).
-pub fn allow_unsafe_interrupts(host: &Host) -> Option<bool> {
-    let t =
-        std::fs::read_to_string(host.path("/sys/module/iommufd/parameters/allow_unsafe_interrupts")).ok()?;
-    match t.trim() {
-        "Y" | "y" | "1" => Some(true),
-        "N" | "n" | "0" => Some(false),
-        _ => None,
-    }
-}
-
-/// Processes that have one of `nodes` open ("sh (pid 42) has /dev/vfio/3 open"), from a bounded
-/// scan of /proc (at most a million fd links).
+/// Processes that have one of `nodes` open ("sh (pid 42) has /dev/vfio/3 open").
 pub fn holders(host: &Host, nodes: &[String]) -> Vec<String> {
-    let mut out = Vec::new();
-    let me = std::process::id().to_string();
-    let Ok(procs) = std::fs::read_dir(host.path("/proc")) else {
-        return out;
-    };
-    let mut budget: usize = 1_000_000;
-    for p in procs.filter_map(|e| e.ok()).take(65_536) {
-        let pid = p.file_name().to_string_lossy().into_owned();
-        if !pid.bytes().all(|b| b.is_ascii_digit()) || pid == me || budget == 0 {
-            continue;
-        }
-        let Ok(fds) = std::fs::read_dir(p.path().join("fd")) else {
-            continue;
-        };
-        let hit = fds.filter_map(|e| e.ok()).take(65_536).find_map(|fd| {
-            budget = budget.saturating_sub(1);
-            let t = std::fs::read_link(fd.path()).ok()?;
-            let s = t.to_string_lossy().into_owned();
-            nodes.contains(&s).then_some(s)
-        });
-        if let Some(node) = hit {
-            let comm = std::fs::read_to_string(p.path().join("comm")).unwrap_or_default();
-            out.push(format!("{} (pid {pid}) has {node} open", comm.trim()));
-            if out.len() >= 8 {
-                break;
-            }
-        }
-    }
-    out
+    crate::host::holders::of_nodes(host.root(), nodes, 8)
+        .iter()
+        .map(|h| h.to_string())
+        .collect()
 }
 
 #[cfg(test)]
@@ -781,11 +724,11 @@ mod tests {
     #[test]
     fn ecap_ir_bit_decides_interrupt_remapping() {
         let t = Tree::new();
-        assert_eq!(interrupt_remapping(&t.host()), None);
+        assert_eq!(intremap::interrupt_remapping(t.host().root()), None);
         t.ecap("dmar0", "f00f4a\n");
-        assert_eq!(interrupt_remapping(&t.host()), Some(true));
+        assert_eq!(intremap::interrupt_remapping(t.host().root()), Some(true));
         t.ecap("dmar1", "f42\n");
-        assert_eq!(interrupt_remapping(&t.host()), Some(false));
+        assert_eq!(intremap::interrupt_remapping(t.host().root()), Some(false));
     }
 
     #[test]

@@ -13,6 +13,7 @@
 pub mod apply;
 pub mod attach;
 pub mod bind;
+pub(crate) mod deverror;
 pub mod exec;
 pub mod guard;
 pub mod host;

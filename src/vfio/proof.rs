@@ -46,6 +46,23 @@ pub struct DeviceProof {
     pub error: Option<String>,
 }
 
+/// Why a proof stopped: one variant per failing step (the report keeps its text).
+#[derive(Debug, thiserror::Error)]
+pub enum ProofError {
+    /// The attach sequence (legacy container/group, or the cdev through iommufd).
+    #[error("{0}")]
+    Attach(AttachError),
+    /// The cdev backend's per-device inspection.
+    #[error("{0}")]
+    Cdev(super::iommufd::CdevError),
+    #[error("{name}: VFIO_GROUP_GET_DEVICE_FD: {source}")]
+    DeviceFd { name: String, source: std::io::Error },
+    #[error("VFIO_DEVICE_GET_INFO: {0}")]
+    DeviceInfo(std::io::Error),
+    #[error("VFIO_DEVICE_GET_REGION_INFO(ROM): {0}")]
+    RomRegion(std::io::Error),
+}
+
 impl Proof {
     pub fn ok(&self) -> bool {
         self.error.is_none()
@@ -93,7 +110,7 @@ pub fn prove<V: IommufdOps>(
         ..Default::default()
     };
     if let Err(e) = run(ops, backend, target, open_device, steps, &mut proof) {
-        proof.error = Some(e);
+        proof.error = Some(e.to_string());
     }
     proof
 }
@@ -105,7 +122,7 @@ fn run<V: IommufdOps>(
     open_device: bool,
     steps: &mut Vec<Step>,
     proof: &mut Proof,
-) -> Result<(), String> {
+) -> Result<(), ProofError> {
     let mut facts = AttachFacts::default();
     let attached = attach::attach(ops, backend, target, &mut facts, steps);
     proof.api_version = facts.api_version;
@@ -117,19 +134,17 @@ fn run<V: IommufdOps>(
     // Keep the container (or iommufd) open as long as the group is used (the fake counts opens
     // and closes).
     let attached: Attached<V::Fd> = attached.map_err(|e| {
-        let msg = e.to_string();
-        if let AttachError::Cdev(c) = e {
-            proof.cdev_error = Some(c);
+        if let AttachError::Cdev(c) = &e {
+            proof.cdev_error = Some(c.clone());
         }
-        msg
+        ProofError::Attach(e)
     })?;
     let group_fd = match &attached {
         Attached::Legacy { group, .. } => group,
         Attached::Iommufd(session) => {
             return iommufd::inspect(ops, session, steps, &mut proof.cdev).map_err(|e| {
-                let msg = e.to_string();
-                proof.cdev_error = Some(e);
-                msg
+                proof.cdev_error = Some(e.clone());
+                ProofError::Cdev(e)
             });
         }
     };
@@ -144,6 +159,8 @@ fn run<V: IommufdOps>(
                 rom_region_size: None,
                 error: None,
             };
+            // The last failure of this device stops the proof (its text is the device's error).
+            let mut failed = None;
             match ops.device_fd(group_fd, &name) {
                 Ok(dev) => {
                     steps.push(Step::ioctl(
@@ -162,7 +179,7 @@ fn run<V: IommufdOps>(
                             ));
                             dp.info = Some(i);
                         }
-                        Err(e) => dp.error = Some(format!("VFIO_DEVICE_GET_INFO: {e}")),
+                        Err(e) => failed = Some(ProofError::DeviceInfo(e)),
                     }
                     match ops.region_info(&dev, ioctl::PCI_ROM_REGION_INDEX) {
                         Ok(r) => {
@@ -174,21 +191,24 @@ fn run<V: IommufdOps>(
                             ));
                             dp.rom_region_size = Some(r.size);
                         }
-                        Err(e) => dp.error = Some(format!("VFIO_DEVICE_GET_REGION_INFO(ROM): {e}")),
+                        Err(e) => failed = Some(ProofError::RomRegion(e)),
                     }
                 }
-                Err(e) => {
-                    let msg = format!("{name}: VFIO_GROUP_GET_DEVICE_FD: {e}");
+                Err(source) => {
+                    let e = ProofError::DeviceFd {
+                        name: name.clone(),
+                        source,
+                    };
                     steps.push(Step::ioctl(
                         "VFIO_GROUP_GET_DEVICE_FD",
                         &name,
                         Outcome::Failed,
-                        Some(msg.clone()),
+                        Some(e.to_string()),
                     ));
-                    dp.error = Some(msg);
+                    failed = Some(e);
                 }
             }
-            let failed = dp.error.clone();
+            dp.error = failed.as_ref().map(ProofError::to_string);
             proof.devices.push(dp);
             if let Some(e) = failed {
                 return Err(e);

@@ -1,6 +1,7 @@
 //! What `bind` and `unbind` report: the targets, skipped devices, steps, proofs and the
 //! outcome, printed as human text or as a `vfiotool.bind/1` document (docs/bind.md).
 
+use crate::error::PathError;
 use std::time::Duration;
 
 use serde::Serialize;
@@ -24,6 +25,28 @@ pub struct BindOptions {
     pub backend: super::attach::BackendChoice,
 }
 
+/// Why a device is a target (JSON `why`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Why {
+    /// Named on the command line.
+    Requested,
+    /// Another function of the same slot in the same IOMMU group: one card, taken with it.
+    Card,
+    /// Taken by --group.
+    Group,
+}
+
+impl std::fmt::Display for Why {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Why::Requested => "requested",
+            Why::Card => "card",
+            Why::Group => "group",
+        })
+    }
+}
+
 /// One device the command changes.
 #[derive(Debug, Clone, Serialize)]
 pub struct Target {
@@ -32,9 +55,7 @@ pub struct Target {
     pub device: String,
     pub class: String,
     pub iommu_group: Option<u32>,
-    /// "requested" (named on the command line), "card" (another function of the same slot in
-    /// the same IOMMU group: one card, taken with it) or "group" (taken by --group).
-    pub why: &'static str,
+    pub why: Why,
     pub driver_before: Option<String>,
     pub override_before: Option<String>,
     pub driver_after: Option<String>,
@@ -114,19 +135,20 @@ pub(crate) fn hex(v: u32, w: usize) -> String {
     format!("{v:0w$x}")
 }
 
-pub(crate) fn target(host: &Host, addr: PciAddress, why: &'static str) -> Target {
-    let (v, d) = host.ids(&addr);
-    Target {
+/// A target as the host shows it now; an attribute that cannot be read is an error naming it.
+pub(crate) fn target(host: &Host, addr: PciAddress, why: Why) -> Result<Target, PathError> {
+    let (v, d) = host.ids(&addr)?;
+    Ok(Target {
         address: addr,
         vendor: hex(v.into(), 4),
         device: hex(d.into(), 4),
-        class: hex(host.class(&addr), 6),
-        iommu_group: host.iommu_group(&addr),
+        class: hex(host.class(&addr)?, 6),
+        iommu_group: host.iommu_group(&addr)?,
         why,
-        driver_before: host.driver(&addr),
-        override_before: host.driver_override(&addr),
+        driver_before: host.driver(&addr)?,
+        override_before: host.driver_override(&addr)?,
         driver_after: None,
         override_after: None,
         blocked: false,
-    }
+    })
 }

@@ -105,7 +105,12 @@ fn captured_rom(host: &Host, addr: &PciAddress) -> DumpResult<Dump> {
 }
 
 fn shadow_note(host: &Host, addr: &PciAddress) -> Option<String> {
-    host.boot_vga(addr).then(|| {
+    // A note, not a guard: an unreadable boot_vga says so instead of guessing either way.
+    let boot = match host.boot_vga(addr) {
+        Ok(b) => b,
+        Err(e) => return Some(format!("whether {addr} is the boot GPU is unknown ({e}): if it is, the kernel returns the shadow copy the BIOS patched in memory")),
+    };
+    boot.then(|| {
         format!(
             "{addr} is the boot GPU (boot_vga=1): the kernel returns the shadow copy the BIOS patched \
              in memory, which can differ from the flash; dump it from a secondary slot or with vfio for \
@@ -228,7 +233,7 @@ pub fn via_vfio<V: IommufdOps>(
     addr: &PciAddress,
     choice: BackendChoice,
 ) -> DumpResult<Dump> {
-    let drv = host.driver(addr);
+    let drv = host.driver(addr)?;
     if drv.as_deref() != Some(super::bind::VFIO_PCI) {
         return Err(Error::new(
             ExitKind::Usage,
@@ -239,7 +244,7 @@ pub fn via_vfio<V: IommufdOps>(
         ));
     }
     let group = host
-        .iommu_group(addr)
+        .iommu_group(addr)?
         .ok_or_else(|| Error::new(ExitKind::System, format!("{addr} has no IOMMU group")))?;
     let devices = [*addr];
     let backend = choice.resolve(host, &devices, false, true).backend;

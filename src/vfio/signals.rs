@@ -28,14 +28,13 @@ impl Interrupted {
 ///
 /// Fails (and the caller must not start changing the host) when the signals cannot be blocked
 /// or the watcher cannot start: a signal would then end the process without a rollback.
-pub fn watch() -> Result<Interrupted, String> {
+pub fn watch() -> Result<Interrupted, WatchError> {
     let flag = Interrupted::default();
     let mut set = SigSet::empty();
     set.add(Signal::SIGINT);
     set.add(Signal::SIGTERM);
     set.add(Signal::SIGHUP);
-    set.thread_block()
-        .map_err(|e| format!("cannot block SIGINT/SIGTERM/SIGHUP ({e})"))?;
+    set.thread_block().map_err(WatchError::Block)?;
     let f = flag.clone();
     let started = std::thread::Builder::new().name("signals".into()).spawn(move || {
         // Bounded: each wait returns with one signal; after the first the flag stays set.
@@ -49,9 +48,18 @@ pub fn watch() -> Result<Interrupted, String> {
         // Nobody would receive them: let them act as before (end the process) rather than be
         // lost, and tell the caller not to start.
         let _ = set.thread_unblock();
-        return Err(format!("cannot start the signal watcher ({e})"));
+        return Err(WatchError::Thread(e));
     }
     Ok(flag)
+}
+
+/// Why the signals of a host-changing run cannot be watched.
+#[derive(Debug, thiserror::Error)]
+pub enum WatchError {
+    #[error("cannot block SIGINT/SIGTERM/SIGHUP ({0})")]
+    Block(nix::Error),
+    #[error("cannot start the signal watcher ({0})")]
+    Thread(std::io::Error),
 }
 
 /// The watcher for a command that changes the host: when it cannot run, the command stops

@@ -9,7 +9,7 @@ use super::apply::*;
 use super::bind::{lock_groups, not_root, resolve, without_bridges, VFIO_PCI};
 use super::exec::Executor;
 use super::host::Host;
-use super::report::{target, Report};
+use super::report::{target, Report, Target, Why};
 use super::signals::Interrupted;
 use super::state::{self, Record};
 use super::Step;
@@ -30,19 +30,11 @@ pub(crate) fn restore_one(
     let want_override = rec.and_then(|r| r.driver_override.clone());
     let want_driver = rec.and_then(|r| r.driver.clone());
     exec.expect_probe(addr, want_driver.clone());
-    let again = |m: String| {
-        format!(
-            "{m}: {addr} is locked in the kernel (a driver's probe or remove() is running, see `dmesg`), \
-             so vfiotool stopped touching it; run `vfiotool unbind {addr}` again once it lets go"
-        )
-    };
+    let again = || Stuck::UnbindLocked { addr: *addr };
     // An empty write ("\n") clears driver_override.
     let ov = want_override.clone().unwrap_or_else(|| "\n".into());
-    write_step(exec, addr, steps, dir.join("driver_override"), &ov, timeout).map_err(|e| match e {
-        DevError::Blocked(m, pid) => DevError::Blocked(again(m), pid),
-        other => other,
-    })?;
-    let current = exec.driver(addr);
+    write_step(exec, addr, steps, dir.join("driver_override"), &ov, timeout).map_err(|e| e.stuck(again))?;
+    let current = exec.driver(addr)?;
     if let Some(cur) = current.as_deref().filter(|c| Some(*c) != want_driver.as_deref()) {
         write_step(
             exec,
@@ -52,27 +44,18 @@ pub(crate) fn restore_one(
             &addr.to_string(),
             timeout,
         )
-        .map_err(|e| match e {
-            DevError::Blocked(m, pid) => DevError::Blocked(
-                format!(
-                    "unbinding {addr} from {cur}: {m}: {}. vfiotool stopped touching {addr}: once remove() \
-                 returns it has no driver and driver_override {}; then run `vfiotool unbind {addr}` \
-                 again{}",
-                    holders_text(host, addr, cur),
-                    want_override.as_deref().unwrap_or("clear"),
-                    if rec.is_some() {
-                        " (its record is kept)"
-                    } else {
-                        ""
-                    }
-                ),
-                pid,
-            ),
-            other => other,
+        .map_err(|e| {
+            e.stuck(|| Stuck::UnbindUnbinding {
+                addr: *addr,
+                driver: cur.to_string(),
+                holders: holders_text(host, addr, cur),
+                want_override: want_override.clone(),
+                record_kept: rec.is_some(),
+            })
         })?;
     }
     let originally_driverless = rec.is_some() && want_driver.is_none();
-    if exec.driver(addr).is_none() && !originally_driverless {
+    if exec.driver(addr)?.is_none() && !originally_driverless {
         write_step(
             exec,
             addr,
@@ -81,22 +64,19 @@ pub(crate) fn restore_one(
             &addr.to_string(),
             timeout,
         )
-        .map_err(|e| match e {
-            DevError::Blocked(m, pid) => DevError::Blocked(again(m), pid),
-            other => other,
-        })?;
+        .map_err(|e| e.stuck(again))?;
         if let Some(d) = &want_driver {
-            if exec.driver(addr).as_deref() != Some(d.as_str()) && exec.driver(addr).is_none() {
+            if exec.driver(addr)?.as_deref() != Some(d.as_str()) && exec.driver(addr)?.is_none() {
                 let bind = host.sysfs().driver_dir(d).join("bind");
-                if let Err(DevError::Blocked(m, pid)) =
+                if let Err(e @ DevError::Blocked { .. }) =
                     write_step(exec, addr, steps, bind, &addr.to_string(), timeout)
                 {
-                    return Err(DevError::Blocked(again(m), pid));
+                    return Err(e.stuck(again));
                 }
             }
         }
     }
-    let now = exec.driver(addr);
+    let now = exec.driver(addr)?;
     steps.push(Step::other(
         Action::Check,
         dir.join("driver").display().to_string(),
@@ -108,12 +88,11 @@ pub(crate) fn restore_one(
         Some(now.clone().unwrap_or_else(|| "no driver".into())),
     ));
     if rec.is_some() && now != want_driver {
-        return Err(DevError::Failed(format!(
-            "{addr} is on {} instead of {}; run `vfiotool unbind {addr}` or write {addr} to /sys/bus/pci/drivers/{}/bind",
-            now.as_deref().unwrap_or("no driver"),
-            want_driver.as_deref().unwrap_or("no driver"),
-            want_driver.as_deref().unwrap_or("DRIVER"),
-        )));
+        return Err(DevError::NotRestored {
+            addr: *addr,
+            now,
+            want: want_driver,
+        });
     }
     Ok(now)
 }
@@ -127,7 +106,7 @@ pub fn unbind(
     interrupted: &Interrupted,
 ) -> Report {
     let mut r = Report::new("unbind", &spec.to_string(), dry_run);
-    if !dry_run && host.root == std::path::Path::new("/") && not_root() {
+    if !dry_run && host.is_live() && not_root() {
         return r.finish(
             ExitKind::System,
             Some(
@@ -148,8 +127,19 @@ pub fn unbind(
         Ok(f) => f,
         Err(e) => return r.finish(e.kind, Some(e.message)),
     };
-    for a in without_bridges(host, found, &mut r.skipped) {
-        r.targets.push(target(host, a, "requested"));
+    // Fail closed: a device whose state cannot be read is not touched (nothing was changed).
+    let unreadable = |r: Report, e: crate::error::PathError| {
+        r.finish(ExitKind::System, Some(format!("{e}; nothing was changed")))
+    };
+    let chosen = match without_bridges(host, found, &mut r.skipped) {
+        Ok(c) => c,
+        Err(e) => return unreadable(r, e),
+    };
+    for a in chosen {
+        match target(host, a, Why::Requested) {
+            Ok(t) => r.targets.push(t),
+            Err(e) => return unreadable(r, e),
+        }
     }
     if r.targets.is_empty() {
         return r.finish(
@@ -161,18 +151,26 @@ pub fn unbind(
     // too (only those vfiotool bound: they have a record).
     let named: Vec<(PciAddress, Option<u32>)> =
         r.targets.iter().map(|t| (t.address, t.iommu_group)).collect();
-    for (a, g) in &named {
-        for f in host.slot_functions(&a.slot()) {
-            let taken = r.targets.iter().any(|t| t.address == f);
-            if !taken
-                && g.is_some()
-                && host.iommu_group(&f) == *g
-                && state::path(host, &f).exists()
-                && !host.is_bridge(&f)
-            {
-                r.targets.push(target(host, f, "card"));
+    let card = |r: &Report| -> Result<Vec<Target>, crate::error::PathError> {
+        let mut out = Vec::new();
+        for (a, g) in &named {
+            for f in host.slot_functions(&a.slot()) {
+                let taken = r.targets.iter().chain(&out).any(|t: &Target| t.address == f);
+                if !taken
+                    && g.is_some()
+                    && state::path(host, &f).exists()
+                    && host.iommu_group(&f)? == *g
+                    && !host.is_bridge(&f)?
+                {
+                    out.push(target(host, f, Why::Card)?);
+                }
             }
         }
+        Ok(out)
+    };
+    match card(&r) {
+        Ok(more) => r.targets.extend(more),
+        Err(e) => return unreadable(r, e),
     }
     r.targets.sort_by_key(|t| t.address);
     let mut groups: Vec<u32> = r.targets.iter().filter_map(|t| t.iommu_group).collect();
@@ -235,15 +233,16 @@ pub fn unbind(
                 }
             }
             Err(e) => {
-                if let DevError::Blocked(_, pid) = &e {
-                    note_lock_holder(host, &a, *pid);
+                if let Some(pid) = e.blocked_pid() {
+                    note_lock_holder(host, &a, pid);
                     blocked = Some(a);
                 }
                 errors.push(e.message());
             }
         }
     }
-    read_after(host, &mut r.targets, blocked);
+    let unread = read_after(host, &mut r.targets, blocked);
+    r.warnings.extend(unread);
     if blocked.is_some() {
         keep_locked(locks);
     }

@@ -35,7 +35,6 @@ use facts::gather;
 use initramfs::*;
 pub(crate) use iommufd::libvirt_schema_has_iommufd;
 use modules::*;
-pub(crate) use platform::ir_chips;
 use platform::*;
 
 pub const SCHEMA: &str = "vfiotool.check/1";

@@ -1,6 +1,6 @@
 //! The platform checks: KVM, the IOMMU, its command line and interrupt remapping.
 
-use crate::pci::sysfs;
+use crate::host::intremap::{self, ir_chips};
 
 use super::facts::*;
 use super::*;
@@ -160,45 +160,14 @@ pub(super) fn check_cmdline(f: &Facts) -> Check {
 
 /// Intel DMAR units whose extended capability has the IR bit (3): (with IR, total read).
 fn intel_ir_support(root: &HostRoot, f: &Facts) -> (usize, usize) {
-    let mut with_ir = 0;
-    let mut total = 0;
-    for unit in f.iommu_units.iter().filter(|u| u.starts_with("dmar")) {
-        let path = root.sysfs.class_iommu_dir().join(unit).join("intel-iommu/ecap");
-        if let Some(v) = sysfs::read_text(&path)
-            .ok()
-            .flatten()
-            .as_deref()
-            .and_then(parse_hex64)
-        {
-            total += 1;
-            if v & (1 << 3) != 0 {
-                with_ir += 1;
-            }
-        }
-    }
-    (with_ir, total)
-}
-
-fn parse_hex64(s: &str) -> Option<u64> {
-    let t = s.trim();
-    u64::from_str_radix(t.strip_prefix("0x").unwrap_or(t), 16).ok()
-}
-
-/// Interrupt controller names in /proc/interrupts that say remapping is on (`IR-PCI-MSI`, ...).
-pub(crate) fn ir_chips(interrupts: &str) -> Vec<String> {
-    let mut chips: Vec<String> = interrupts
-        .split_whitespace()
-        .filter(|w| w.starts_with("IR-"))
-        .map(|w| {
-            // IR-PCI-MSI-0000:00:1f.2 (older kernels glue the device name on): keep the chip part.
-            let mut parts: Vec<&str> = w.split('-').collect();
-            parts.retain(|p| !p.contains(':'));
-            parts.join("-")
-        })
-        .collect();
-    chips.sort();
-    chips.dedup();
-    chips
+    let units = intremap::dmar_units(
+        root,
+        f.iommu_units
+            .iter()
+            .filter(|u| u.starts_with("dmar"))
+            .map(String::as_str),
+    );
+    (units.iter().filter(|u| u.ir()).count(), units.len())
 }
 
 pub(super) fn check_interrupt_remapping(root: &HostRoot, f: &Facts, probe: &IrProbe) -> Check {

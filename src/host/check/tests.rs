@@ -1,7 +1,7 @@
 use super::facts::*;
 use super::modules::parse_id;
-use super::platform::ir_chips;
 use super::*;
+use crate::host::intremap::ir_chips;
 use crate::pci::device::Device;
 
 #[test]
