@@ -35,7 +35,7 @@ pub fn rom_dump<W: Write>(args: &RomDumpArgs, out: &mut Output<W>) -> Result<Exi
     // SIGINT/SIGTERM must not end the process between "write 1" and "write 0" to `rom`.
     let _interrupted = signals::watch_or_refuse("rom dump", false)?;
     let host = Host::system().with_progress(out.json);
-    if !host.exists(&addr) {
+    if !host.exists(&addr)? {
         return Err(Error::system(format!(
             "no PCI device {addr} (nothing under /sys/bus/pci/devices); check the address with `lspci -D`"
         )));

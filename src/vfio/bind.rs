@@ -66,13 +66,13 @@ pub(crate) fn without_bridges(
 pub fn resolve(host: &Host, spec: &AddressSpec) -> crate::error::Result<Vec<PciAddress>> {
     let found = match spec {
         AddressSpec::Function(a) => {
-            if host.exists(a) {
+            if host.exists(a)? {
                 vec![*a]
             } else {
                 Vec::new()
             }
         }
-        AddressSpec::Slot(s) => host.slot_functions(s),
+        AddressSpec::Slot(s) => host.slot_functions(s)?,
     };
     if found.is_empty() {
         return Err(crate::error::Error::system(format!(
@@ -528,6 +528,20 @@ mod tests {
             "{e}"
         );
         assert!(r.steps.is_empty(), "{:?}", r.steps);
+    }
+
+    #[test]
+    fn a_device_that_cannot_be_looked_up_is_an_error_not_no_such_device() {
+        // sys/bus/pci/devices is a file: every lookup below it fails with ENOTDIR, which must
+        // name the path, not read as "no PCI device" (nor, for a slot, as fewer functions).
+        let t = Tree::new();
+        fs::create_dir_all(t.root().join("sys/bus/pci")).unwrap();
+        fs::write(t.root().join("sys/bus/pci/devices"), "").unwrap();
+        for spec in ["01:00.0", "01:00"] {
+            let e = resolve(&t.host(), &AddressSpec::parse(spec).unwrap()).unwrap_err();
+            assert!(e.message.contains("sys/bus/pci/devices"), "{spec}: {}", e.message);
+            assert!(!e.message.contains("no PCI device"), "{spec}: {}", e.message);
+        }
     }
 
     #[test]

@@ -145,8 +145,15 @@ impl Host {
         self.sysfs().device_dir(addr)
     }
 
-    pub fn exists(&self, addr: &PciAddress) -> bool {
-        self.device_dir(addr).exists()
+    /// Whether `addr` is a device here. A stat that fails for another reason than "not found"
+    /// (permission, I/O) is an error that names the path, never "no such device".
+    pub fn exists(&self, addr: &PciAddress) -> Result<bool, PathError> {
+        let dir = self.device_dir(addr);
+        dir.try_exists().map_err(|source| PathError {
+            path: dir.clone(),
+            action: "looking up",
+            source,
+        })
     }
 
     // Every read goes through `pci::sysfs`, the one reader of device attributes: a missing
@@ -231,11 +238,14 @@ impl Host {
     }
 
     /// Every function present in `slot`, sorted.
-    pub fn slot_functions(&self, slot: &SlotAddress) -> Vec<PciAddress> {
-        (0..=crate::pci::address::MAX_FUNCTION)
-            .map(|f| slot.function(f))
-            .filter(|a| self.exists(a))
-            .collect()
+    pub fn slot_functions(&self, slot: &SlotAddress) -> Result<Vec<PciAddress>, PathError> {
+        let mut out = Vec::new();
+        for a in (0..=crate::pci::address::MAX_FUNCTION).map(|f| slot.function(f)) {
+            if self.exists(&a)? {
+                out.push(a);
+            }
+        }
+        Ok(out)
     }
 
     /// The devices of IOMMU group `group`, sorted.

@@ -33,6 +33,17 @@ pub fn path(host: &Host, addr: &PciAddress) -> PathBuf {
     dir(host).join(format!("{addr}.json"))
 }
 
+/// Whether `addr` has a record. A stat that fails for another reason than "not found" is an
+/// error naming the file: an unreadable record never counts as "none".
+pub fn exists(host: &Host, addr: &PciAddress) -> std::result::Result<bool, crate::error::PathError> {
+    let p = path(host, addr);
+    p.try_exists().map_err(|source| crate::error::PathError {
+        path: p.clone(),
+        action: "looking up the bind record",
+        source,
+    })
+}
+
 /// The record for `addr`, if any. A corrupt record is an error (it names the file to remove).
 pub fn load(host: &Host, addr: &PciAddress) -> Result<Option<Record>> {
     let p = path(host, addr);

@@ -154,11 +154,11 @@ pub fn unbind(
     let card = |r: &Report| -> Result<Vec<Target>, crate::error::PathError> {
         let mut out = Vec::new();
         for (a, g) in &named {
-            for f in host.slot_functions(&a.slot()) {
+            for f in host.slot_functions(&a.slot())? {
                 let taken = r.targets.iter().chain(&out).any(|t: &Target| t.address == f);
                 if !taken
                     && g.is_some()
-                    && state::path(host, &f).exists()
+                    && state::exists(host, &f)?
                     && host.iommu_group(&f)? == *g
                     && !host.is_bridge(&f)?
                 {
