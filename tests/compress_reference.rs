@@ -6,6 +6,8 @@
 //!
 //! A missing python3, `uefi-firmware` or `ipxe-qemu` fails these tests (with the install hint).
 
+mod common;
+use common::Rng;
 use std::path::Path;
 use std::process::Command;
 
@@ -14,21 +16,6 @@ use vfiotool::rom::decompress::decompress;
 
 const HELPER: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/reference/edk2_codec.py");
 const INSTALL_HINT: &str = "run `bash tests/install-deps.sh` to install the test dependencies";
-
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-    fn bytes(&mut self, n: usize) -> Vec<u8> {
-        (0..n).map(|_| self.next() as u8).collect()
-    }
-}
 
 /// The EFI driver of every efi-*.rom, walked by 55AA headers with the EFI signature.
 fn ipxe_drivers() -> Vec<(String, Vec<u8>)> {

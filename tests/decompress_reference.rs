@@ -7,6 +7,8 @@
 //! installs them): an unchecked decoder must not look like a checked one.
 
 use std::collections::BTreeMap;
+mod common;
+use common::Rng;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -16,25 +18,6 @@ const HELPER: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/reference/edk2_
 const INSTALL_HINT: &str = "run `bash tests/install-deps.sh` to install the test dependencies";
 const IPXE_DIR: &str = "/usr/lib/ipxe/qemu";
 const LIMIT: usize = 16 << 20;
-
-/// SplitMix64: deterministic payloads without a dependency.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-    fn bytes(&mut self, n: usize) -> Vec<u8> {
-        (0..n).map(|_| self.next() as u8).collect()
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-}
 
 fn payloads() -> Vec<(String, Vec<u8>)> {
     let mut rng = Rng(0x5eed_0fef);

@@ -9,27 +9,11 @@ use std::fs;
 use std::path::Path;
 use std::time::{Duration, SystemTime};
 
-use common::{code, run, stderr, stdout};
+use common::{code, copy_tree, run, stderr, stdout};
 use serde_json::Value;
 
 fn fixture(name: &str) -> std::path::PathBuf {
     common::repo().join("tests/fixtures/host").join(name)
-}
-
-fn copy_tree(src: &Path, dst: &Path) {
-    fs::create_dir_all(dst).unwrap();
-    for entry in fs::read_dir(src).unwrap() {
-        let entry = entry.unwrap();
-        let to = dst.join(entry.file_name());
-        let ft = entry.file_type().unwrap();
-        if ft.is_symlink() {
-            std::os::unix::fs::symlink(fs::read_link(entry.path()).unwrap(), &to).unwrap();
-        } else if ft.is_dir() {
-            copy_tree(&entry.path(), &to);
-        } else {
-            fs::copy(entry.path(), &to).unwrap();
-        }
-    }
 }
 
 /// A copy of `name` with files written (`None` removes the file).

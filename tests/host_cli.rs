@@ -7,7 +7,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::{code, run, stderr, stdout};
+use common::{code, copy_tree, run, stderr, stdout};
 use serde_json::Value;
 
 fn fixture(name: &str) -> PathBuf {
@@ -41,23 +41,6 @@ fn check_status<'a>(doc: &'a Value, id: &str) -> (&'a str, &'a str, Option<&'a s
         c["message"].as_str().expect("message"),
         c["fix"].as_str(),
     )
-}
-
-/// Copy a fixture tree (symlinks as symlinks) so a test can change one file.
-fn copy_tree(src: &Path, dst: &Path) {
-    fs::create_dir_all(dst).unwrap();
-    for entry in fs::read_dir(src).unwrap() {
-        let entry = entry.unwrap();
-        let to = dst.join(entry.file_name());
-        let ft = entry.file_type().unwrap();
-        if ft.is_symlink() {
-            std::os::unix::fs::symlink(fs::read_link(entry.path()).unwrap(), &to).unwrap();
-        } else if ft.is_dir() {
-            copy_tree(&entry.path(), &to);
-        } else {
-            fs::copy(entry.path(), &to).unwrap();
-        }
-    }
 }
 
 fn variant(name: &str, edits: &[(&str, &str)]) -> tempfile::TempDir {
