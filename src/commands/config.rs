@@ -67,10 +67,6 @@ fn firmware_for(
     first: &PciAddress,
     json: bool,
 ) -> Result<(Firmware, String, Option<rom::RomAnalysis>)> {
-    // The card the ROM is for: SeaBIOS's id match and the GOP judgement use it.
-    let card = crate::pci::device::Device::read(&crate::host::HostRoot::from_args(&args.root).sysfs, first)
-        .ok()
-        .map(|d| super::rom::card_of(&d));
     if let Some(choice) = args.firmware {
         let f = match choice {
             FirmwareChoice::Ovmf => Firmware::Ovmf,
@@ -80,6 +76,13 @@ fn firmware_for(
     }
     let (analysis, source) = match args.rom.as_ref().or(args.romfile.as_ref()) {
         Some(rom_path) => {
+            // The card a ROM file is given to: SeaBIOS's id match and the GOP judgement use it.
+            // Only needed here: with --firmware nothing is judged, and the device's own ROM is
+            // judged by the ids it carries.
+            let card =
+                crate::pci::device::Device::read(&crate::host::HostRoot::from_args(&args.root).sysfs, first)
+                    .ok()
+                    .map(|d| super::rom::card_of(&d));
             let bytes = fsutil::read_input(rom_path)?;
             let analysis = rom::analyze_for(&bytes, card.as_ref())
                 .map_err(|e| Error::bad_input(format!("{}: {e}", rom_path.display())))?;
