@@ -34,17 +34,16 @@ pub fn contains(haystack: &[u8], needle: &[u8]) -> bool {
 
 /// The version string AMD GOP drivers carry ("AMD GOP X64 Release Driver Rev.1.65.0.15.50.Sep
 /// 28 2017..."), stored as UTF-16LE, sometimes ASCII. Returns (the whole string, the version).
+///
+/// The string is the first printable run of at least [`MIN_STRING`] characters that holds both
+/// "GOP" and "Rev.": UTF-16LE runs at even offsets first, then at odd offsets, then ASCII runs.
+/// Each run is found from its "Rev." (memchr's substring search) and grown to its ends, so only
+/// the runs that can match are ever built; collecting every string of the driver first cost
+/// more than the rest of `rom parse`.
 pub fn amd_version_string(driver: &[u8]) -> Option<(String, String)> {
-    // Collecting every string of a driver costs more than the rest of `rom parse`; a driver
-    // without "Rev." in either encoding (every NVIDIA one) cannot hold the string.
-    let finder = |needle: &[u8]| memchr::memmem::find(driver, needle).is_some();
-    if !finder(b"Rev.") && !finder(b"R\0e\0v\0.\0") {
-        return None;
-    }
-    let text = utf16_strings(driver)
-        .into_iter()
-        .chain(ascii_strings(driver))
-        .find(|s| s.contains("GOP") && s.contains("Rev."))?;
+    let text = utf16_run(driver, 0)
+        .or_else(|| utf16_run(driver, 1))
+        .or_else(|| ascii_run(driver))?;
     let rev = text.split("Rev.").nth(1)?;
     let version: String = rev
         .chars()
@@ -58,38 +57,67 @@ pub fn amd_version_string(driver: &[u8]) -> Option<(String, String)> {
     Some((text, version))
 }
 
+/// Shortest run counted as a string (as `strings` counts them).
 const MIN_STRING: usize = 8;
-/// A bound on the strings collected from one driver, so a pathological input cannot make
-/// this allocate without limit.
-const MAX_STRINGS: usize = 100_000;
 
-fn ascii_strings(data: &[u8]) -> Vec<String> {
-    data.split(|b| !(0x20..0x7f).contains(b))
-        .filter(|run| run.len() >= MIN_STRING)
-        .take(MAX_STRINGS)
-        .map(|run| String::from_utf8_lossy(run).into_owned())
-        .collect()
+fn printable(b: u8) -> bool {
+    (0x20..0x7f).contains(&b)
 }
 
-fn utf16_strings(data: &[u8]) -> Vec<String> {
-    let mut out = Vec::new();
-    for start in 0..2 {
-        let mut current = String::new();
-        for pair in data.get(start..).unwrap_or_default().chunks_exact(2) {
-            if (0x20..0x7f).contains(&pair[0]) && pair[1] == 0 {
-                current.push(char::from(pair[0]));
-            } else {
-                if current.len() >= MIN_STRING && out.len() < MAX_STRINGS {
-                    out.push(std::mem::take(&mut current));
-                }
-                current.clear();
-            }
+/// The first UTF-16LE run (code units 0x20..0x7E, counted from `align`) holding "GOP" and "Rev.".
+fn utf16_run(data: &[u8], align: usize) -> Option<String> {
+    let units = data.get(align..)?;
+    // Whole code units only: a trailing odd byte is not part of any run.
+    let units = &units[..units.len() & !1];
+    let is_char = |at: usize| printable(units[at]) && units[at + 1] == 0;
+    let mut done = 0; // runs end before here were already judged
+    for at in memchr::memmem::find_iter(units, b"R\0e\0v\0.\0") {
+        if at % 2 != 0 || at < done {
+            continue;
         }
-        if current.len() >= MIN_STRING && out.len() < MAX_STRINGS {
-            out.push(current);
+        let mut first = at;
+        while first >= 2 && is_char(first - 2) {
+            first -= 2;
+        }
+        let mut end = at;
+        while end + 2 <= units.len() && is_char(end) {
+            end += 2;
+        }
+        done = end;
+        let text: String = units[first..end]
+            .iter()
+            .step_by(2)
+            .map(|&b| char::from(b))
+            .collect();
+        if text.len() >= MIN_STRING && text.contains("GOP") {
+            return Some(text);
         }
     }
-    out
+    None
+}
+
+/// The first ASCII run (bytes 0x20..0x7E) holding "GOP" and "Rev.".
+fn ascii_run(data: &[u8]) -> Option<String> {
+    let mut done = 0;
+    for at in memchr::memmem::find_iter(data, b"Rev.") {
+        if at < done {
+            continue;
+        }
+        let first = data[..at]
+            .iter()
+            .rposition(|&b| !printable(b))
+            .map_or(0, |p| p + 1);
+        let end = data[at..]
+            .iter()
+            .position(|&b| !printable(b))
+            .map_or(data.len(), |p| at + p);
+        done = end;
+        let run = &data[first..end];
+        if run.len() >= MIN_STRING && memchr::memmem::find(run, b"GOP").is_some() {
+            return Some(run.iter().map(|&b| char::from(b)).collect());
+        }
+    }
+    None
 }
 
 #[cfg(test)]
@@ -116,5 +144,69 @@ mod tests {
         let (_, v) = amd_version_string(b"\0\0AMD GOP ARM Driver Rev.2.0.1.\0").unwrap();
         assert_eq!(v, "2.0.1");
         assert!(amd_version_string(b"GOP without a revision").is_none());
+    }
+
+    /// The plain definition: every printable run, UTF-16LE at even then odd offsets, then
+    /// ASCII, in order; the first with both "GOP" and "Rev." is the string.
+    fn first_string_by_collecting_all(data: &[u8]) -> Option<String> {
+        let mut runs = Vec::new();
+        for align in 0..2 {
+            let mut current = String::new();
+            for pair in data.get(align..).unwrap_or_default().chunks_exact(2) {
+                if printable(pair[0]) && pair[1] == 0 {
+                    current.push(char::from(pair[0]));
+                } else if !current.is_empty() {
+                    runs.push(std::mem::take(&mut current));
+                }
+            }
+            runs.push(current);
+        }
+        for run in data.split(|&b| !printable(b)) {
+            runs.push(run.iter().map(|&b| char::from(b)).collect());
+        }
+        runs.into_iter()
+            .find(|s| s.len() >= MIN_STRING && s.contains("GOP") && s.contains("Rev."))
+    }
+
+    #[test]
+    fn searching_from_rev_finds_the_string_collecting_all_would() {
+        // Random bytes over a small alphabet, with pieces of the strings spliced in, in both
+        // encodings and at both alignments: runs that hold one word but not the other, runs
+        // too short, several "Rev." in one run.
+        let pieces: [&[u8]; 6] = [b"GOP", b"Rev.", b"Rev.1.2.", b" AMD ", b"x", b"\0"];
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        let mut found = 0;
+        for _ in 0..20_000 {
+            let mut data = Vec::new();
+            for _ in 0..next() % 24 {
+                let r = next();
+                let piece = pieces[(r % 6) as usize];
+                match (r >> 8) % 4 {
+                    0 => data.extend(piece.iter().flat_map(|&b| [b, 0])),
+                    1 => data.extend_from_slice(piece),
+                    2 => data.push((r >> 16) as u8 % 4 * 0x20),
+                    _ => data.push(b'A' + (r >> 16) as u8 % 3),
+                }
+            }
+            // A string whose "Rev." is not followed by a version gives no answer either way.
+            let has_version = |t: &String| {
+                t.split("Rev.").nth(1).is_some_and(|v| {
+                    v.chars()
+                        .take_while(|c| c.is_ascii_digit() || *c == '.')
+                        .any(|c| c.is_ascii_digit())
+                })
+            };
+            let expected = first_string_by_collecting_all(&data).filter(has_version);
+            let got = amd_version_string(&data).map(|(text, _)| text);
+            assert_eq!(got, expected, "input {data:?}");
+            found += usize::from(expected.is_some());
+        }
+        assert!(found > 100, "the generator made only {found} matching inputs");
     }
 }

@@ -45,8 +45,11 @@ pub(crate) fn ascii(r: &Reader<'_>, at: usize, max: usize, ok: impl Fn(u8) -> bo
 
 /// Where `needle` first occurs in `hay[start..=end]` (bounded by the data).
 pub(crate) fn find(hay: &[u8], needle: &[u8], start: usize, end: usize) -> Option<usize> {
-    let end = end.min(hay.len().saturating_sub(needle.len()));
-    (start..=end).find(|&i| hay.get(i..i + needle.len()) == Some(needle))
+    // memchr's substring search over the window: the position-by-position slice compare this
+    // replaced was a quarter of the time spent taking a ROM apart.
+    let stop = end.saturating_add(needle.len()).min(hay.len());
+    let window = hay.get(start..stop)?;
+    memchr::memmem::find(window, needle).map(|at| start + at)
 }
 
 /// Read the identity from the first x86 image the chain reaches (NVIDIA, AMD, Intel tables live
