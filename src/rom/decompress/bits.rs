@@ -111,6 +111,21 @@ impl<'a> BitReader<'a> {
         (self.buf >> (64 - n)) as u32
     }
 
+    /// The top `BITS` bits, as a lookup index.
+    #[inline(always)]
+    pub(super) fn index<const BITS: u32>(&self) -> usize {
+        (self.buf >> (64 - BITS)) as usize
+    }
+
+    /// Consumes the code a fast-table entry describes (its length is in the entry's low bits;
+    /// see `LEN_MASK`): the shift takes the whole entry, masked to 6 bits as the hardware does,
+    /// so the length needs no extraction on the critical path.
+    #[inline(always)]
+    pub(super) fn consume(&mut self, entry: u16) {
+        self.buf = self.buf.wrapping_shl(u32::from(entry));
+        self.count -= u32::from(entry & super::LEN_MASK);
+    }
+
     #[inline(always)]
     pub(super) fn skip(&mut self, n: u32) {
         self.buf <<= n;

@@ -3,8 +3,8 @@
 use super::bits::BitReader;
 use super::huffman::Table;
 use super::{
-    DecompressError, CBIT, C_BITS, C_SIZE, MAX_CODE_LEN, MIN_MATCH, NC, NP, NPT, NT, PT_BITS, PT_SIZE, TBIT,
-    T_SPECIAL,
+    DecompressError, CBIT, C_BITS, C_SIZE, LEN_MASK, LONG, MAX_CODE_LEN, MAX_MATCH, MIN_MATCH, NC, NP, NPT,
+    NT, PT_BITS, PT_SIZE, SYM_SHIFT, TBIT, T_SPECIAL,
 };
 
 /// What reading a code-length list produced: one symbol coded in zero bits, or lengths to build.
@@ -77,8 +77,77 @@ impl Decoder<'_> {
             };
         }
         let mut at = *pos;
+        let mut left = count;
         let result = 'run: {
-            for _ in 0..count {
+            // The fast region: two whole-word refills are inside the data and a longest match fits
+            // before the original size, so no symbol here needs the tail's checks. The buffer is
+            // topped up without testing its count first (a load, a shift and an OR, cheaper than
+            // a branch the data decides), and up to three literals are taken from one top-up:
+            // three codes of at most 16 bits fit in the 56 bits a refill guarantees.
+            while left >= 3 && at + MAX_MATCH <= original && bits.loaded + 16 <= bits.data.len() {
+                attempt!('run, bits.refill());
+                let mut entry = self.c.fast[bits.index::<C_BITS>()];
+                let mut literals = 0;
+                while literals < 3 && entry & LONG == 0 && entry >> SYM_SHIFT < 256 {
+                    bits.consume(entry);
+                    out[at] = (entry >> SYM_SHIFT) as u8;
+                    at += 1;
+                    literals += 1;
+                    entry = self.c.fast[bits.index::<C_BITS>()];
+                }
+                left -= literals;
+                if literals > 0 {
+                    continue;
+                }
+                // Not a literal with a short code: the entry probed from the full buffer is used
+                // as it is (a match length, or the prefix of a long code).
+                let (c, c_len) = if entry & LONG == 0 {
+                    bits.consume(entry);
+                    (entry >> SYM_SHIFT, u32::from(entry & LEN_MASK))
+                } else {
+                    match self.c.decode_long(bits.peek(MAX_CODE_LEN as u32)) {
+                        Some((c, len)) => {
+                            bits.skip(len);
+                            (c, len)
+                        }
+                        None => break 'run Err(self.bad_code("char/length", bits.consumed())),
+                    }
+                };
+                left -= 1;
+                if c < 256 {
+                    out[at] = c as u8;
+                    at += 1;
+                    continue;
+                }
+                // A match: its position code (16 bits) and extra bits (29) must be loaded.
+                attempt!('run, bits.ensure(MAX_CODE_LEN as u32 + 29));
+                let entry = self.p.fast[bits.index::<PT_BITS>()];
+                let (p, p_len) = if entry & LONG == 0 {
+                    (entry >> SYM_SHIFT, u32::from(entry & LEN_MASK))
+                } else {
+                    match self.p.decode_long(bits.peek(MAX_CODE_LEN as u32)) {
+                        Some(found) => found,
+                        None => break 'run Err(self.bad_code("position", bits.consumed() - c_len as usize)),
+                    }
+                };
+                // Position class p means p - 1 raw bits after the code (none for 0 and 1), so the
+                // distance is 2^(p-1) + bits + 1 (p + 1 for 0 and 1). Taken without a branch on p:
+                // the raw bits come from the same buffer word as the code, one shift consumes both.
+                let extra = u32::from(p.saturating_sub(1));
+                let after_code = bits.buf << p_len;
+                let low = ((after_code >> (63 - extra)) >> 1) as usize;
+                bits.buf = after_code << extra;
+                bits.count -= p_len + extra;
+                let distance = (1usize << extra) + usize::from(p != 0) + low;
+                if distance > at {
+                    let start = bits.consumed() - (c_len + p_len + extra) as usize;
+                    break 'run Err(self.before_start(distance, at, start));
+                }
+                let len = usize::from(c) + MIN_MATCH - 256;
+                copy_match(out, at, distance, len);
+                at += len;
+            }
+            for _ in 0..left {
                 if at >= original {
                     break;
                 }
@@ -107,10 +176,7 @@ impl Decoder<'_> {
                 };
                 if distance > at {
                     let start = bits.consumed() - (c_len + p_len + extra) as usize;
-                    break 'run Err(DecompressError::new(
-                        format!("match distance {distance} reaches before the start of the output ({at} bytes so far)"),
-                        BitReader::offset_of(start),
-                    ));
+                    break 'run Err(self.before_start(distance, at, start));
                 }
                 let len = len.min(original - at);
                 copy_match(out, at, distance, len);
@@ -123,6 +189,15 @@ impl Decoder<'_> {
         result
     }
 
+    #[cold]
+    fn before_start(&self, distance: usize, at: usize, start: usize) -> DecompressError {
+        DecompressError::new(
+            format!("match distance {distance} reaches before the start of the output ({at} bytes so far)"),
+            BitReader::offset_of(start),
+        )
+    }
+
+    #[cold]
     pub(super) fn bad_code(&self, table: &str, start: usize) -> DecompressError {
         DecompressError::new(format!("bits match no {table} code"), BitReader::offset_of(start))
     }
@@ -272,6 +347,13 @@ pub(super) fn copy_match(out: &mut [u8], pos: usize, distance: usize, len: usize
         while k < len {
             out.copy_within(src + k..src + k + 16, pos + k);
             k += 16;
+        }
+    } else if distance >= 8 {
+        // The same in 8-byte chunks (the overrun stays within the 16 bytes of slack).
+        let mut k = 0;
+        while k < len {
+            out.copy_within(src + k..src + k + 8, pos + k);
+            k += 8;
         }
     } else if distance == 1 {
         let byte = out[src];

@@ -105,6 +105,8 @@ const NPT: usize = 31;
 /// The extra table has a 2-bit zero run after its third length.
 const T_SPECIAL: usize = 3;
 const MIN_MATCH: usize = 3;
+/// Longest match: the last char/length symbol (509) less 256, plus `MIN_MATCH`.
+const MAX_MATCH: usize = NC - 1 - 256 + MIN_MATCH;
 
 const C_BITS: u32 = 12;
 const C_SIZE: usize = 1 << C_BITS;

@@ -342,7 +342,21 @@ fn literals_matches_and_long_codes_decode() {
         enc.literal(s);
         want.push(s);
     }
-    for (len, distance) in [(3, 1), (4, 2), (5, 12), (6, 5), (256, 3), (256, 280), (5, 1)] {
+    // Distances 1, under 8, 8..16 and over 16 take different copy paths; 256 bytes at distance 3
+    // and 280 overlap their source or not.
+    for (len, distance) in [
+        (3, 1),
+        (4, 2),
+        (5, 12),
+        (6, 5),
+        (6, 8),
+        (6, 15),
+        (5, 9),
+        (256, 3),
+        (256, 280),
+        (5, 1),
+        (256, 9),
+    ] {
         enc.matched(len, distance);
         for _ in 0..len {
             want.push(want[want.len() - distance]);
