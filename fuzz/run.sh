@@ -2,6 +2,14 @@
 # Runs each fuzz target for a given number of seconds and prints its execution count.
 #
 #   fuzz/run.sh [SECONDS] [TARGET...]      (default: 60 seconds, every target)
+#   RUNS=10000000 fuzz/run.sh 0 TARGET     (until that many executions instead)
+#
+# The targets are built without a sanitizer (SANITIZER=address to change that): the code they
+# reach (rom/, its decoder and encoder) has no `unsafe`, so AddressSanitizer can find nothing
+# Rust's own bounds checks do not, and it made rom_extract 30 times slower (184 executions a
+# second against 5758 without it, measured on the same corpus). Panics, overflow checks and
+# the targets' own assertions abort the run either way; -a turns on debug assertions and
+# overflow checks, so an arithmetic overflow is a crash rather than a silent wrap.
 #
 # Needs cargo-fuzz (`cargo install cargo-fuzz`). The toolchain is stable, so RUSTC_BOOTSTRAP=1
 # lets cargo-fuzz pass its nightly-only sanitizer flags. Crashes land in fuzz/artifacts/TARGET/;
@@ -66,9 +74,10 @@ status=0
 for t in "${targets[@]}"; do
   mkdir -p "corpus/$t"
   log="$(mktemp)"
-  echo "== $t: ${seconds}s"
+  echo "== $t: ${RUNS:+$RUNS runs}${RUNS:-${seconds}s}"
   set +e
-  cargo fuzz run "$t" "corpus/$t" -- -max_total_time="$seconds" -rss_limit_mb=2048 -print_final_stats=1 >"$log" 2>&1
+  if [ -n "${RUNS:-}" ]; then limit=(-runs="$RUNS"); else limit=(-max_total_time="$seconds"); fi
+  cargo fuzz run -a -s "${SANITIZER:-none}" "$t" "corpus/$t" -- "${limit[@]}" -rss_limit_mb=2048 -print_final_stats=1 >"$log" 2>&1
   rc=$?
   set -e
   execs="$(grep -E '^stat::number_of_executed_units' "$log" | awk '{print $2}' | tail -1)"
