@@ -96,7 +96,8 @@ pub fn find_first(rom: &Reader<'_>, require_vendor: Option<u16>) -> Result<(usiz
 }
 
 /// Build the report of the image at `offset`.
-fn image(rom: &Reader<'_>, index: usize, offset: usize, pcir: Pcir, reachable: bool) -> Image {
+fn image(rom: &Reader<'_>, earlier: &[Image], offset: usize, pcir: Pcir, reachable: bool) -> Image {
+    let index = earlier.len();
     let bytes = rom.clamped(offset, pcir.image_length);
     let truncated = bytes.len() < pcir.image_length;
     let checksum = bytes.iter().fold(0u8, |acc, b| acc.wrapping_add(*b));
@@ -119,7 +120,18 @@ fn image(rom: &Reader<'_>, index: usize, offset: usize, pcir: Pcir, reachable: b
             rom.len()
         ));
     }
-    let efi = (pcir.code_type == 0x03).then(|| efi::analyse(bytes, &pcir, npde.as_ref()));
+    let efi = (pcir.code_type == 0x03).then(|| {
+        // Dumps of recent NVIDIA cards carry a second, byte-identical copy of the EFI image past
+        // the last-image flag: its analysis is the first copy's, and decompressing the driver
+        // again doubled the time `rom parse` takes on them.
+        let same = earlier.iter().find(|e| {
+            e.efi.is_some() && e.npde == npde && rom.clamped(e.offset, e.length) == bytes
+        });
+        match same.and_then(|e| e.efi.clone()) {
+            Some(copy) => copy,
+            None => efi::analyse(bytes, &pcir, npde.as_ref()),
+        }
+    });
     if let Some(e) = &efi {
         problems.extend(e.decompress_error.iter().cloned());
         problems.extend(e.problems.iter().cloned());
@@ -171,7 +183,7 @@ pub fn walk(rom: &Reader<'_>, first: usize) -> (Vec<Image>, ChainEnd, Vec<String
             }
         };
         let next = offset.saturating_add(p.image_length);
-        let img = image(rom, images.len(), offset, p, true);
+        let img = image(rom, &images, offset, p, true);
         let (last, truncated) = (img.last, img.truncated);
         images.push(img);
         offset = next;
@@ -204,7 +216,7 @@ fn scan_unreachable(rom: &Reader<'_>, from: usize, images: &mut Vec<Image>) {
         match pcir::probe(rom, offset) {
             Ok(p) => {
                 let length = p.image_length;
-                let img = image(rom, images.len(), offset, p, false);
+                let img = image(rom, images, offset, p, false);
                 images.push(img);
                 offset = offset.saturating_add(length);
             }
