@@ -2,7 +2,10 @@
 """Whole-process `vfiotool rom parse FILE` against the process floor (`/bin/true`), timed the
 same way, side by side in one run.
 
-    python3 benches/compare_process_floor.py [--runs N] [--exe PATH]
+    python3 benches/compare_process_floor.py [--runs N] [--exe PATH]...
+
+By default it times the binary as shipped (packaging/release-build.sh: static on x86-64) and the
+plain dynamic `cargo build --release`, so the effect of the static link shows in the same run.
 
 ROMs: Debian's /usr/lib/ipxe/qemu/efi-e1000.rom and every ../shared/real-roms/*.rom (read in
 place). Each run spawns the commands in turn (true, parse ROM 1, true, parse ROM 2, ...) with
@@ -32,36 +35,52 @@ def spawn(argv, devnull):
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--runs", type=int, default=300)
-    ap.add_argument("--exe", default=None, help="the vfiotool binary (default: a fresh release build)")
+    ap.add_argument("--exe", action="append", default=None,
+                    help="a vfiotool binary (repeatable; default: the shipped build from "
+                         "packaging/release-build.sh and the plain `cargo build --release`)")
     args = ap.parse_args()
-    exe = args.exe
-    if exe is None:
+    exes = args.exe
+    if exes is None:
+        shipped = subprocess.run(["bash", "packaging/release-build.sh"], cwd=REPO, check=True,
+                                 capture_output=True, text=True).stdout.strip().splitlines()[-1]
         subprocess.run(["cargo", "build", "--release", "--quiet"], cwd=REPO, check=True)
         target = os.environ.get("CARGO_TARGET_DIR", os.path.join(REPO, "target"))
-        exe = os.path.join(target, "release", "vfiotool")
+        plain = os.path.join(target, "release", "vfiotool")
+        exes = [os.path.join(REPO, shipped)] if os.path.realpath(os.path.join(REPO, shipped)) == os.path.realpath(plain) \
+            else [os.path.join(REPO, shipped), plain]
     roms = ["/usr/lib/ipxe/qemu/efi-e1000.rom"] + sorted(glob.glob(os.path.join(REPO, "../shared/real-roms/*.rom")))
-    cmds = [("/bin/true", ["/bin/true"])] + [(os.path.basename(r), [exe, "rom", "parse", r]) for r in roms]
+    cmds = [("/bin/true", "/bin/true", ["/bin/true"])]
+    for i, exe in enumerate(exes):
+        # vfiotool's own start-up (clap, allocator, std), with no ROM work: what a parse adds
+        # to it is the ROM's part.
+        cmds.append((f"{i}:--version", "--version", [exe, "--version"]))
+        for r in roms:
+            cmds.append((f"{i}:{os.path.basename(r)}", os.path.basename(r), [exe, "rom", "parse", r]))
     devnull = os.open(os.devnull, os.O_WRONLY)
-    for name, argv in cmds[1:]:
+    for _key, _name, argv in cmds[1:]:
         if spawn(argv, devnull)[2] != 0:
             raise SystemExit(f"compare_process_floor: {' '.join(argv)} failed")
-    wall = {n: [] for n, _ in cmds}
-    cpu = {n: [] for n, _ in cmds}
+    wall = {k: [] for k, _, _ in cmds}
+    cpu = {k: [] for k, _, _ in cmds}
     for _ in range(args.runs):
-        for name, argv in cmds:
+        for key, _name, argv in cmds:
             w, c, _ = spawn(argv, devnull)
-            wall[name].append(w)
-            cpu[name].append(c)
+            wall[key].append(w)
+            cpu[key].append(c)
     base_w = statistics.median(wall["/bin/true"])
     base_c = statistics.median(cpu["/bin/true"])
-    print(f"{args.runs} runs, commands interleaved; medians; exe {exe}")
-    head = f"{'command':<36}{'wall ms':>9}{'ratio':>8}{'cpu ms':>9}{'ratio':>8}"
-    print(head)
-    print("-" * len(head))
-    for name, _ in cmds:
-        w, c = statistics.median(wall[name]), statistics.median(cpu[name])
-        label = name if name == "/bin/true" else f"rom parse {name}"
-        print(f"{label:<36}{w * 1e3:>9.3f}{w / base_w:>7.2f}x{c * 1e3:>9.3f}{c / max(base_c, 1e-9):>7.2f}x")
+    print(f"{args.runs} runs, commands interleaved; medians")
+    head = f"{'command':<44}{'wall ms':>9}{'ratio':>8}{'cpu ms':>9}{'ratio':>8}"
+    for i, exe in enumerate(exes):
+        print(f"\n[{i}] {exe}")
+        print(head)
+        print("-" * len(head))
+        for key, name, _argv in cmds:
+            if key != "/bin/true" and not key.startswith(f"{i}:"):
+                continue
+            w, c = statistics.median(wall[key]), statistics.median(cpu[key])
+            label = name if key == "/bin/true" else "vfiotool --version" if name == "--version" else f"rom parse {name}"
+            print(f"{label:<44}{w * 1e3:>9.3f}{w / base_w:>7.2f}x{c * 1e3:>9.3f}{c / max(base_c, 1e-9):>7.2f}x")
 
 
 if __name__ == "__main__":

@@ -15,6 +15,10 @@ fail=0
 check() { if "$@"; then echo "ok: $*"; else echo "FAILED: $*"; fail=1; fi; }
 check test -x /usr/bin/vfiotool
 check sh -c '/usr/bin/vfiotool --version | grep -q "^vfiotool "'
+if [ "$(uname -m)" = x86_64 ]; then
+  # The shipped x86-64 binary is a static PIE (packaging/release-build.sh says why).
+  check sh -c 'readelf -d /usr/bin/vfiotool | grep -q "no dynamic section\|FLAGS_1.*PIE" && ! readelf -d /usr/bin/vfiotool | grep -q NEEDED'
+fi
 check sh -c '/usr/bin/vfiotool rom parse rom-samples/x86-efi-gop.rom | grep -q "OVMF (q35)"'
 check test -s /usr/share/man/man1/vfiotool.1.gz
 check sh -c 'zcat /usr/share/man/man1/vfiotool.1.gz | grep -q "^.TH vfiotool"'
