@@ -136,8 +136,10 @@ pub enum BuildError {
         length: usize,
         size: usize,
     },
+    #[error("{name}: not a PE driver: no MZ signature at 0x0 (a TE image or raw data cannot go into an option ROM)")]
+    NotMz { name: String },
     #[error("{name}: not a PE driver: {why}")]
-    NotPe { name: String, why: String },
+    NotPe { name: String, why: pe::PeError },
     #[error("{name}: PE subsystem {subsystem} ({}): an option ROM holds EFI drivers (11 boot service, 12 runtime), firmware never starts an application from it",
         efi::subsystem_name(*subsystem))]
     Subsystem { name: String, subsystem: u16 },
@@ -335,10 +337,7 @@ fn efi_image(
     let name = part.name.clone();
     let pe_bytes = &part.bytes;
     if pe_bytes.get(..2) != Some(b"MZ") {
-        return Err(BuildError::NotPe {
-            name,
-            why: "no MZ signature at 0x0 (a TE image or raw data cannot go into an option ROM)".into(),
-        });
+        return Err(BuildError::NotMz { name });
     }
     let info = pe::parse(pe_bytes).map_err(|why| BuildError::NotPe {
         name: name.clone(),
@@ -630,7 +629,7 @@ pub(crate) mod tests {
         ));
         assert!(matches!(
             build(&with(b"VZ\0\0".to_vec())),
-            Err(BuildError::NotPe { .. })
+            Err(BuildError::NotMz { .. })
         ));
         let no_ids = BuildRequest {
             parts: vec![part(PartKind::Efi, efi_pe(MACHINE_X64, 11, false))],

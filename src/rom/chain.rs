@@ -124,9 +124,9 @@ fn image(rom: &Reader<'_>, earlier: &[Image], offset: usize, pcir: Pcir, reachab
         // Dumps of recent NVIDIA cards carry a second, byte-identical copy of the EFI image past
         // the last-image flag: its analysis is the first copy's, and decompressing the driver
         // again doubled the time `rom parse` takes on them.
-        let same = earlier.iter().find(|e| {
-            e.efi.is_some() && e.npde == npde && rom.clamped(e.offset, e.length) == bytes
-        });
+        let same = earlier
+            .iter()
+            .find(|e| e.efi.is_some() && e.npde == npde && rom.clamped(e.offset, e.length) == bytes);
         match same.and_then(|e| e.efi.clone()) {
             Some(copy) => copy,
             None => efi::analyse(bytes, &pcir, npde.as_ref()),

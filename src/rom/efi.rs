@@ -9,7 +9,7 @@ use super::decompress;
 use super::gop;
 use super::pcir::{Npde, Pcir};
 use super::pe::{self, PeInfo};
-use super::reader::Reader;
+use super::reader::{OutOfBounds, Reader};
 
 pub const EFI_SIGNATURE: u32 = 0x0EF1;
 pub const MACHINE_X64: u16 = 0x8664;
@@ -69,32 +69,42 @@ pub struct EfiImage {
     pub version_string: Option<String>,
 }
 
+/// Why the driver of an EFI image could not be had.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DriverError {
+    /// A header field lies past the end of the image.
+    #[error(transparent)]
+    Cut(#[from] OutOfBounds),
+    #[error("EFI.pe_offset at 0x16 is {pe_offset:#x}, past the end of the image data ({end:#x})")]
+    PeOffsetPastEnd { pe_offset: usize, end: usize },
+    /// `offset` is in the image (the decoder's stream offset plus `pe_offset`).
+    #[error("EFI decompression failed: {what} at image offset {offset:#x}")]
+    Decompress { what: String, offset: usize },
+    #[error("EFI.compression_type at 0x0c is {0}, not 0 (none) or 1 (EFI)")]
+    CompressionType(u16),
+}
+
 /// The driver bytes of an EFI image: borrowed from the image when stored uncompressed (no copy:
 /// `rom parse` reads every driver, and copying them was a visible part of its run time),
 /// decompressed otherwise.
-pub fn driver_bytes(image: &[u8]) -> Result<Cow<'_, [u8]>, String> {
+pub fn driver_bytes(image: &[u8]) -> Result<Cow<'_, [u8]>, DriverError> {
     let r = Reader::new(image);
-    let compression = r.u16("EFI.compression_type", 0x0C).map_err(|e| e.to_string())?;
-    let pe_offset = usize::from(r.u16("EFI.pe_offset", 0x16).map_err(|e| e.to_string())?);
-    let init_size = usize::from(r.u16("EFI.init_size", 0x02).map_err(|e| e.to_string())?) * 512;
+    let compression = r.u16("EFI.compression_type", 0x0C)?;
+    let pe_offset = usize::from(r.u16("EFI.pe_offset", 0x16)?);
+    let init_size = usize::from(r.u16("EFI.init_size", 0x02)?) * 512;
     let end = init_size.min(image.len());
-    let payload = image.get(pe_offset..end).ok_or_else(|| {
-        format!("EFI.pe_offset at 0x16 is {pe_offset:#x}, past the end of the image data ({end:#x})")
-    })?;
+    let payload = image
+        .get(pe_offset..end)
+        .ok_or(DriverError::PeOffsetPastEnd { pe_offset, end })?;
     match compression {
         0 => Ok(Cow::Borrowed(payload)),
         1 => decompress::decompress(payload, MAX_DRIVER_SIZE)
             .map(Cow::Owned)
-            .map_err(|e| {
-                format!(
-                    "EFI decompression failed: {} at image offset {:#x}",
-                    e.what,
-                    pe_offset + e.offset
-                )
+            .map_err(|e| DriverError::Decompress {
+                what: e.what,
+                offset: pe_offset + e.offset,
             }),
-        other => Err(format!(
-            "EFI.compression_type at 0x0c is {other}, not 0 (none) or 1 (EFI)"
-        )),
+        other => Err(DriverError::CompressionType(other)),
     }
 }
 
@@ -113,7 +123,7 @@ pub fn analyse(image: &[u8], _pcir: &Pcir, npde: Option<&Npde>) -> EfiImage {
 
     let (driver, decompress_error) = match driver_bytes(image) {
         Ok(d) => (Some(d), None),
-        Err(e) => (None, Some(e)),
+        Err(e) => (None, Some(e.to_string())),
     };
     let mut pe = None;
     if let Some(d) = &driver {

@@ -121,7 +121,7 @@ pub fn extract(bytes: &[u8], input: &str) -> Result<(Manifest, Vec<OutFile>, Rom
                     });
                     (Some(name), Some(size), None)
                 }
-                Err(why) => (None, None, Some(why)),
+                Err(why) => (None, None, Some(why.to_string())),
             };
             EfiEntry {
                 machine: e.machine,

@@ -3,7 +3,7 @@
 
 use serde::Serialize;
 
-use super::reader::Reader;
+use super::reader::{OutOfBounds, Reader};
 
 /// What the PE headers say.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -17,68 +17,70 @@ pub struct PeInfo {
     pub entry_point: u32,
 }
 
-/// Parse the headers at the start of `image`. Errors name the field and its offset.
-pub fn parse(image: &[u8]) -> Result<PeInfo, String> {
+/// Why the headers of a driver could not be read. The messages name the field and its offset.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PeError {
+    /// A header field lies past the end of the data.
+    #[error(transparent)]
+    Cut(#[from] OutOfBounds),
+    #[error("no MZ or VZ signature at 0x0 (found {0:02x} {1:02x})")]
+    NoSignature(u8, u8),
+    #[error("no \"PE\\0\\0\" signature at e_lfanew {0:#x}")]
+    NoPeSignature(usize),
+    #[error("optional.magic at {at:#x} is {value:#x}, not 0x10b or 0x20b")]
+    OptionalMagic { at: usize, value: u16 },
+    #[error("COFF.size_of_optional_header at {at:#x} is {size}, too small for the subsystem field")]
+    OptionalHeaderTooSmall { at: usize, size: u16 },
+}
+
+/// Parse the headers at the start of `image`.
+pub fn parse(image: &[u8]) -> Result<PeInfo, PeError> {
     let r = Reader::new(image);
-    let magic = r.bytes("DOS/TE signature", 0, 2).map_err(|e| e.to_string())?;
+    let magic = r.bytes("DOS/TE signature", 0, 2)?;
     if magic == b"VZ" {
         return parse_te(&r);
     }
     if magic != b"MZ" {
-        return Err(format!(
-            "no MZ or VZ signature at 0x0 (found {:02x} {:02x})",
-            magic[0], magic[1]
-        ));
+        return Err(PeError::NoSignature(magic[0], magic[1]));
     }
-    let lfanew = r.u32("DOS.e_lfanew", 0x3C).map_err(|e| e.to_string())? as usize;
-    let sig = r.bytes("PE signature", lfanew, 4).map_err(|e| e.to_string())?;
-    if sig != b"PE\0\0" {
-        return Err(format!("no \"PE\\0\\0\" signature at e_lfanew {lfanew:#x}"));
+    let lfanew = r.u32("DOS.e_lfanew", 0x3C)? as usize;
+    if r.bytes("PE signature", lfanew, 4)? != b"PE\0\0" {
+        return Err(PeError::NoPeSignature(lfanew));
     }
     let coff = lfanew + 4;
-    let err = |e: super::reader::OutOfBounds| e.to_string();
-    let machine = r.u16("COFF.machine", coff).map_err(err)?;
-    let sections = r.u16("COFF.number_of_sections", coff + 2).map_err(err)?;
-    let opt_size = r.u16("COFF.size_of_optional_header", coff + 16).map_err(err)?;
+    let machine = r.u16("COFF.machine", coff)?;
+    let sections = r.u16("COFF.number_of_sections", coff + 2)?;
+    let opt_size = r.u16("COFF.size_of_optional_header", coff + 16)?;
     let opt = coff + 20;
-    let opt_magic = r.u16("optional.magic", opt).map_err(err)?;
-    let format = match opt_magic {
+    let format = match r.u16("optional.magic", opt)? {
         0x10B => "pe32",
         0x20B => "pe32+",
-        other => {
-            return Err(format!(
-                "optional.magic at {opt:#x} is {other:#x}, not 0x10b or 0x20b"
-            ))
-        }
+        value => return Err(PeError::OptionalMagic { at: opt, value }),
     };
     // Subsystem sits at the same offset (68) in the PE32 and PE32+ optional headers.
     if usize::from(opt_size) < 70 {
-        return Err(format!(
-            "COFF.size_of_optional_header at {:#x} is {opt_size}, too small for the subsystem field",
-            coff + 16
-        ));
+        return Err(PeError::OptionalHeaderTooSmall {
+            at: coff + 16,
+            size: opt_size,
+        });
     }
-    let entry_point = r.u32("optional.address_of_entry_point", opt + 16).map_err(err)?;
-    let size_of_image = r.u32("optional.size_of_image", opt + 56).map_err(err)?;
-    let subsystem = r.u16("optional.subsystem", opt + 68).map_err(err)?;
     Ok(PeInfo {
         format,
         machine,
-        subsystem,
-        size_of_image,
+        subsystem: r.u16("optional.subsystem", opt + 68)?,
+        size_of_image: r.u32("optional.size_of_image", opt + 56)?,
         sections,
-        entry_point,
+        entry_point: r.u32("optional.address_of_entry_point", opt + 16)?,
     })
 }
 
-fn parse_te(r: &Reader<'_>) -> Result<PeInfo, String> {
-    let err = |e: super::reader::OutOfBounds| e.to_string();
+fn parse_te(r: &Reader<'_>) -> Result<PeInfo, PeError> {
     Ok(PeInfo {
         format: "te",
-        machine: r.u16("TE.machine", 2).map_err(err)?,
-        sections: u16::from(r.u8("TE.number_of_sections", 4).map_err(err)?),
-        subsystem: u16::from(r.u8("TE.subsystem", 5).map_err(err)?),
-        entry_point: r.u32("TE.address_of_entry_point", 8).map_err(err)?,
+        machine: r.u16("TE.machine", 2)?,
+        sections: u16::from(r.u8("TE.number_of_sections", 4)?),
+        subsystem: u16::from(r.u8("TE.subsystem", 5)?),
+        entry_point: r.u32("TE.address_of_entry_point", 8)?,
         size_of_image: 0,
     })
 }
@@ -116,14 +118,30 @@ mod tests {
     fn errors_name_field_and_offset() {
         let mut pe = minimal_pe(0x8664, 11);
         pe[0x3C..0x40].copy_from_slice(&0xFFFF_FFF0u32.to_le_bytes());
-        let e = parse(&pe).unwrap_err();
+        let e = parse(&pe).unwrap_err().to_string();
         assert!(e.starts_with("PE signature at 0xfffffff0"), "{e}");
-        assert!(parse(b"ZZ").unwrap_err().contains("no MZ or VZ signature"));
-        assert!(parse(b"M").unwrap_err().contains("DOS/TE signature at 0x0"));
+        assert_eq!(
+            parse(b"ZZ").unwrap_err().to_string(),
+            "no MZ or VZ signature at 0x0 (found 5a 5a)"
+        );
+        assert!(parse(b"M")
+            .unwrap_err()
+            .to_string()
+            .contains("DOS/TE signature at 0x0"));
+        let mut bad_pe = minimal_pe(0x8664, 11);
+        bad_pe[0x41] = b'X';
+        assert_eq!(
+            parse(&bad_pe).unwrap_err().to_string(),
+            "no \"PE\\0\\0\" signature at e_lfanew 0x40"
+        );
         let mut pe = minimal_pe(0x8664, 11);
         pe[0x58] = 0x99;
-        assert!(parse(&pe)
-            .unwrap_err()
-            .contains("optional.magic at 0x58 is 0x299"));
+        assert_eq!(
+            parse(&pe).unwrap_err(),
+            PeError::OptionalMagic {
+                at: 0x58,
+                value: 0x299
+            }
+        );
     }
 }
