@@ -4,6 +4,9 @@ same way, side by side in one run.
 
     python3 benches/compare_process_floor.py [--runs N] [--exe PATH]...
 
+Also timed: a static C program that only reads the ROM into fresh memory and exits (the part of
+the cost any ROM tool pays, built with `cc -static` when a compiler is there).
+
 By default it times the binary as shipped (packaging/release-build.sh: static on x86-64) and the
 plain dynamic `cargo build --release`, so the effect of the static link shows in the same run.
 
@@ -32,6 +35,39 @@ def spawn(argv, devnull):
     return wall, ru.ru_utime + ru.ru_stime, os.waitstatus_to_exitcode(status)
 
 
+READER_C = r"""
+#include <fcntl.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
+int main(int argc, char **argv) {
+    int fd = open(argv[1], O_RDONLY);
+    struct stat st;
+    if (argc < 2 || fd < 0 || fstat(fd, &st) != 0) return 1;
+    char *buf = malloc(st.st_size + 1);
+    ssize_t got = 0, n;
+    while (buf && (n = read(fd, buf + got, st.st_size + 1 - got)) > 0) got += n;
+    return got == st.st_size ? 0 : 1;
+}
+"""
+
+
+def build_reader():
+    """The static C file reader, built into target/ (None when there is no C compiler)."""
+    target = os.environ.get("CARGO_TARGET_DIR", os.path.join(REPO, "target"))
+    out = os.path.join(target, "bench-read-file")
+    src = out + ".c"
+    os.makedirs(target, exist_ok=True)
+    with open(src, "w") as f:
+        f.write(READER_C)
+    try:
+        subprocess.run(["cc", "-O2", "-static", "-o", out, src], check=True, capture_output=True)
+    except (OSError, subprocess.CalledProcessError):
+        print("compare_process_floor: no static C compiler; the read-the-file rows are left out")
+        return None
+    return out
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--runs", type=int, default=300)
@@ -50,6 +86,12 @@ def main():
             else [os.path.join(REPO, shipped), plain]
     roms = ["/usr/lib/ipxe/qemu/efi-e1000.rom"] + sorted(glob.glob(os.path.join(REPO, "../shared/real-roms/*.rom")))
     cmds = [("/bin/true", "/bin/true", ["/bin/true"])]
+    reader = build_reader()
+    if reader:
+        # What any tool must pay on top of /bin/true to look at the ROM at all: a static C
+        # program that reads the whole file into fresh memory and exits.
+        for r in roms:
+            cmds.append((f"c:{os.path.basename(r)}", os.path.basename(r), [reader, r]))
     for i, exe in enumerate(exes):
         # vfiotool's own start-up (clap, allocator, std), with no ROM work: what a parse adds
         # to it is the ROM's part.
@@ -71,6 +113,15 @@ def main():
     base_c = statistics.median(cpu["/bin/true"])
     print(f"{args.runs} runs, commands interleaved; medians")
     head = f"{'command':<44}{'wall ms':>9}{'ratio':>8}{'cpu ms':>9}{'ratio':>8}"
+    if reader:
+        print(f"\n[c] {reader}: read the file, exit")
+        print(head)
+        print("-" * len(head))
+        for key, name, _argv in cmds:
+            if key == "/bin/true" or key.startswith("c:"):
+                w, c = statistics.median(wall[key]), statistics.median(cpu[key])
+                label = name if key == "/bin/true" else f"read {name}"
+                print(f"{label:<44}{w * 1e3:>9.3f}{w / base_w:>7.2f}x{c * 1e3:>9.3f}{c / max(base_c, 1e-9):>7.2f}x")
     for i, exe in enumerate(exes):
         print(f"\n[{i}] {exe}")
         print(head)
