@@ -458,8 +458,26 @@ fn blackwell_style_prefix_firmware_images_and_second_copy() {
     assert_eq!(v["seabios"]["skipped"].as_array().unwrap().len(), 2);
     assert_eq!(doc["verdict"]["nvidia_header"], true);
     assert_eq!(doc["verdict"]["efi_unreachable"], true);
+    // The second copy is byte for byte the first: the same driver, decompressed once.
+    assert_eq!(imgs[7]["efi"], imgs[3]["efi"]);
+    assert_eq!(imgs[7]["efi"]["gop"], true);
 
+    // A copy that differs in one byte of its compressed driver gets its own analysis.
     let tmp = tempfile::tempdir().unwrap();
+    let mut bytes = fs::read(sample("nvidia-blackwell-style.rom")).unwrap();
+    let second = imgs[7]["offset"].as_u64().unwrap() as usize;
+    let payload = second + imgs[7]["efi"]["pe_offset"].as_u64().unwrap() as usize;
+    bytes[payload + 200] ^= 0xFF;
+    let changed = tmp.path().join("changed.rom");
+    fs::write(&changed, &bytes).unwrap();
+    let doc2 = parse_json(&changed);
+    let imgs2 = images(&doc2);
+    assert_eq!(imgs2[3]["efi"], imgs[3]["efi"]);
+    assert_ne!(
+        imgs2[7]["efi"], imgs[7]["efi"],
+        "a changed copy must be analysed itself"
+    );
+
     let out = tmp.path().join("gb.rom");
     let o = rom_patch(&sample("nvidia-blackwell-style.rom"), &out, &[]);
     assert_eq!(code(&o), 0, "{}", stderr(&o));
