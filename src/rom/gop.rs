@@ -168,45 +168,64 @@ mod tests {
             .find(|s| s.len() >= MIN_STRING && s.contains("GOP") && s.contains("Rev."))
     }
 
-    #[test]
-    fn searching_from_rev_finds_the_string_collecting_all_would() {
-        // Random bytes over a small alphabet, with pieces of the strings spliced in, in both
-        // encodings and at both alignments: runs that hold one word but not the other, runs
-        // too short, several "Rev." in one run.
+    /// A string whose "Rev." is not followed by a version gives no answer either way.
+    fn has_version(text: &str) -> bool {
+        text.split("Rev.").nth(1).is_some_and(|v| {
+            v.chars()
+                .take_while(|c| c.is_ascii_digit() || *c == '.')
+                .any(|c| c.is_ascii_digit())
+        })
+    }
+
+    /// Inputs made of pieces of the strings, in both encodings and at both alignments, with
+    /// separators: runs that hold one word but not the other, runs too short, several "Rev."
+    /// in one run.
+    fn spliced(parts: &[(u8, u8)]) -> Vec<u8> {
         let pieces: [&[u8]; 6] = [b"GOP", b"Rev.", b"Rev.1.2.", b" AMD ", b"x", b"\0"];
-        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
-        let mut next = move || {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed
-        };
-        let mut found = 0;
-        for _ in 0..20_000 {
-            let mut data = Vec::new();
-            for _ in 0..next() % 24 {
-                let r = next();
-                let piece = pieces[(r % 6) as usize];
-                match (r >> 8) % 4 {
-                    0 => data.extend(piece.iter().flat_map(|&b| [b, 0])),
-                    1 => data.extend_from_slice(piece),
-                    2 => data.push((r >> 16) as u8 % 4 * 0x20),
-                    _ => data.push(b'A' + (r >> 16) as u8 % 3),
-                }
+        let mut data = Vec::new();
+        for &(piece, how) in parts {
+            let piece = pieces[usize::from(piece % 6)];
+            match how % 4 {
+                0 => data.extend(piece.iter().flat_map(|&b| [b, 0])),
+                1 => data.extend_from_slice(piece),
+                2 => data.push(how / 4 % 4 * 0x20),
+                _ => data.push(b'A' + how / 4 % 3),
             }
-            // A string whose "Rev." is not followed by a version gives no answer either way.
-            let has_version = |t: &String| {
-                t.split("Rev.").nth(1).is_some_and(|v| {
-                    v.chars()
-                        .take_while(|c| c.is_ascii_digit() || *c == '.')
-                        .any(|c| c.is_ascii_digit())
-                })
-            };
-            let expected = first_string_by_collecting_all(&data).filter(has_version);
-            let got = amd_version_string(&data).map(|(text, _)| text);
-            assert_eq!(got, expected, "input {data:?}");
-            found += usize::from(expected.is_some());
         }
-        assert!(found > 100, "the generator made only {found} matching inputs");
+        data
+    }
+
+    #[test]
+    fn spliced_inputs_hold_strings_of_every_kind() {
+        // The generator below reaches UTF-16 and ASCII answers, and runs without a version.
+        let utf16 = spliced(&[(0, 0), (3, 0), (2, 0), (1, 2)]);
+        assert_eq!(
+            first_string_by_collecting_all(&utf16).as_deref(),
+            Some("GOP AMD Rev.1.2.")
+        );
+        assert_eq!(amd_version_string(&utf16).map(|(_, v)| v).as_deref(), Some("1.2"));
+        let ascii = spliced(&[(0, 1), (2, 1), (5, 1)]);
+        assert_eq!(amd_version_string(&ascii).map(|(_, v)| v).as_deref(), Some("1.2"));
+        let odd = [vec![b'Q'], spliced(&[(3, 0), (0, 0), (2, 0)])].concat();
+        assert_eq!(
+            amd_version_string(&odd).map(|(t, _)| t).as_deref(),
+            Some(" AMD GOPRev.1.2.")
+        );
+        let bare = spliced(&[(0, 1), (1, 1), (4, 1)]);
+        assert!(first_string_by_collecting_all(&bare).is_some_and(|t| !has_version(&t)));
+        assert_eq!(amd_version_string(&bare), None);
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig { cases: 3000, ..Default::default() })]
+        #[test]
+        fn searching_from_rev_finds_the_string_collecting_all_would(
+            parts in proptest::collection::vec((0u8..6, proptest::prelude::any::<u8>()), 0..24),
+        ) {
+            let data = spliced(&parts);
+            let expected = first_string_by_collecting_all(&data).filter(|t| has_version(t));
+            let got = amd_version_string(&data).map(|(text, _)| text);
+            proptest::prop_assert_eq!(got, expected, "input {:?}", data);
+        }
     }
 }
