@@ -47,16 +47,18 @@ for i, s in enumerate(samples):
 PY
 fi
 
-# Seed extract and build with the generated samples (project-made, not third-party firmware):
-# rom_build inputs are a flags byte, then parts cut at "|~|": here a base ROM and the driver
-# taken out of a sample's EFI image.
-for t in rom_extract rom_build; do
+# Seeds from the generated samples (project-made, not third-party firmware). rom_analyze and
+# rom_extract start from every sample: without comparison tracing a fuzzer hardly guesses 55AA
+# and "PCIR" on its own (rom_analyze reached 63 edges from a corpus that lacked them), so a
+# corpus without a sample gets them. rom_build inputs are a flags byte, then parts cut at "|~|":
+# here a base ROM and the driver taken out of a sample's EFI image.
+for t in rom_analyze rom_extract; do
   mkdir -p "corpus/$t"
-  [ -n "$(ls -A "corpus/$t")" ] && continue
-  if [ "$t" = rom_extract ]; then
-    cp ../rom-samples/*.rom corpus/rom_extract/ 2>/dev/null || true
-  else
-    python3 - corpus/rom_build <<'PY' || true
+  ls "corpus/$t" | grep -q '\.rom$' || cp ../rom-samples/*.rom "corpus/$t/"
+done
+mkdir -p corpus/rom_build
+if [ -z "$(ls -A corpus/rom_build)" ]; then
+  python3 - corpus/rom_build <<'PY'
 import os, sys
 out = sys.argv[1]
 base = open("../rom-samples/x86-only.rom", "rb").read()
@@ -71,8 +73,7 @@ while at + 0x1A <= len(rom):
         break
     at += 512
 PY
-  fi
-done
+fi
 
 status=0
 for t in "${targets[@]}"; do
