@@ -4,7 +4,7 @@
 # On x86-64 glibc hosts it is linked statically (`-C target-feature=+crt-static`, a static PIE:
 # address randomisation is kept). A vfiotool run is mostly process start-up, and the dynamic
 # build spends it loading and relocating libc and libgcc_s: `rom parse` of Debian's
-# efi-e1000.rom took 1.6x the CPU time of the static build (benches/compare_process_floor.py).
+# efi-e1000.rom took 27% longer than with the static build (benches/compare_process_floor.py).
 # Static glibc is safe here because vfiotool calls nothing that needs NSS or dlopen
 # (getpwnam, getaddrinfo, iconv); the linker would warn if it did, and this script fails then.
 #
