@@ -109,3 +109,30 @@ now_cs() {
 record_of() {
   echo "/run/vfiotool/devices/$1.json"
 }
+
+# start_qemu_from_config WHAT: start the VM that the command line in $OUT (the first line of a
+# `config --for qemu` run that is not a `#` comment) describes, paused and daemonized; -daemonize
+# returns 0 only once every -device is realised. The guest has no /dev/kvm, so the same arguments
+# run under TCG. Sets Q to QEMU's pid; WHAT names the configuration when QEMU refuses it.
+start_qemu_from_config() {
+  ARGS=$(echo "$OUT" | grep -v '^#' | sed -n 1p | sed 's/accel=kvm/accel=tcg/')
+  [ -n "$ARGS" ] || fail "config printed no command line"
+  cd /tmp || fail "no /tmp"
+  cp /usr/share/OVMF/OVMF_VARS_4M.fd OVMF_VARS.fd || fail "no OVMF vars template in the guest"
+  eval "set -- $ARGS"
+  note "qemu-system-x86_64 $*"
+  qemu-system-x86_64 -nodefaults -display none -S -m 64 -monitor none -serial none \
+    -daemonize -pidfile /tmp/qemu.pid "$@" >/tmp/qemu.log 2>&1
+  QRC=$?
+  sed 's/^/  qemu| /' /tmp/qemu.log
+  [ "$QRC" = 0 ] || fail "QEMU refused $1 (exit $QRC): $(cat /tmp/qemu.log)"
+  Q=$(cat /tmp/qemu.pid)
+}
+
+# stop_qemu: SIGTERM the QEMU of start_qemu_from_config and wait up to a minute for it to exit.
+stop_qemu() {
+  kill "$Q"
+  i=0
+  while kill -0 "$Q" 2>/dev/null && [ $i -lt 60 ]; do sleep 1; i=$((i + 1)); done
+  kill -0 "$Q" 2>/dev/null && fail "QEMU did not exit after SIGTERM"
+}

@@ -9,18 +9,7 @@ expect_rc 0
 V=$(ls $SYS/$S/vfio-dev)
 vt config 00:03.0 --for qemu --iommufd
 expect_rc 0
-ARGS=$(echo "$OUT" | grep -v '^#' | sed -n 1p | sed 's/accel=kvm/accel=tcg/')
-[ -n "$ARGS" ] || fail "config printed no command line"
-cd /tmp || fail "no /tmp"
-cp /usr/share/OVMF/OVMF_VARS_4M.fd OVMF_VARS.fd || fail "no OVMF vars template in the guest"
-eval "set -- $ARGS"
-note "qemu-system-x86_64 $*"
-qemu-system-x86_64 -nodefaults -display none -S -m 64 -monitor none -serial none \
-  -daemonize -pidfile /tmp/qemu.pid "$@" >/tmp/qemu.log 2>&1
-QRC=$?
-sed 's/^/  qemu| /' /tmp/qemu.log
-[ "$QRC" = 0 ] || fail "QEMU refused the iommufd configuration (exit $QRC): $(cat /tmp/qemu.log)"
-Q=$(cat /tmp/qemu.pid)
+start_qemu_from_config "the iommufd configuration"
 held_iommu=no; held_cdev=no
 for fd in /proc/$Q/fd/*; do
   case "$(readlink "$fd")" in
@@ -34,10 +23,7 @@ vt bind 00:03.0 --backend iommufd
 expect_rc 5
 expect_out "VFIO_DEVICE_BIND_IOMMUFD (resets the device) on $S: failed (Invalid argument"
 expect_err "the device is already in use through its cdev: qemu-system-x86 (pid $Q) has /dev/vfio/devices/$V open"
-kill "$Q"
-i=0
-while kill -0 "$Q" 2>/dev/null && [ $i -lt 60 ]; do sleep 1; i=$((i + 1)); done
-kill -0 "$Q" 2>/dev/null && fail "QEMU did not exit after SIGTERM"
+stop_qemu
 vt unbind 00:03.0
 expect_rc 0
 expect_driver $S none
