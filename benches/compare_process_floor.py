@@ -91,13 +91,13 @@ def main():
         # What any tool must pay on top of /bin/true to look at the ROM at all: a static C
         # program that reads the whole file into fresh memory and exits.
         for r in roms:
-            cmds.append((f"c:{os.path.basename(r)}", os.path.basename(r), [reader, r]))
+            cmds.append((f"c:{os.path.basename(r)}", f"read {os.path.basename(r)}", [reader, r]))
     for i, exe in enumerate(exes):
         # vfiotool's own start-up (clap, allocator, std), with no ROM work: what a parse adds
         # to it is the ROM's part.
-        cmds.append((f"{i}:--version", "--version", [exe, "--version"]))
+        cmds.append((f"{i}:--version", "vfiotool --version", [exe, "--version"]))
         for r in roms:
-            cmds.append((f"{i}:{os.path.basename(r)}", os.path.basename(r), [exe, "rom", "parse", r]))
+            cmds.append((f"{i}:{os.path.basename(r)}", f"rom parse {os.path.basename(r)}", [exe, "rom", "parse", r]))
     devnull = os.open(os.devnull, os.O_WRONLY)
     for _key, _name, argv in cmds[1:]:
         if spawn(argv, devnull)[2] != 0:
@@ -113,25 +113,21 @@ def main():
     base_c = statistics.median(cpu["/bin/true"])
     print(f"{args.runs} runs, commands interleaved; medians")
     head = f"{'command':<44}{'wall ms':>9}{'ratio':>8}{'cpu ms':>9}{'ratio':>8}"
-    if reader:
-        print(f"\n[c] {reader}: read the file, exit")
+
+    def table(title, prefix):
+        """The /bin/true row, then the rows whose key starts with `prefix`."""
+        print(f"\n{title}")
         print(head)
         print("-" * len(head))
-        for key, name, _argv in cmds:
-            if key == "/bin/true" or key.startswith("c:"):
+        for key, label, _argv in cmds:
+            if key == "/bin/true" or key.startswith(prefix):
                 w, c = statistics.median(wall[key]), statistics.median(cpu[key])
-                label = name if key == "/bin/true" else f"read {name}"
                 print(f"{label:<44}{w * 1e3:>9.3f}{w / base_w:>7.2f}x{c * 1e3:>9.3f}{c / max(base_c, 1e-9):>7.2f}x")
+
+    if reader:
+        table(f"[c] {reader}: read the file, exit", "c:")
     for i, exe in enumerate(exes):
-        print(f"\n[{i}] {exe}")
-        print(head)
-        print("-" * len(head))
-        for key, name, _argv in cmds:
-            if key != "/bin/true" and not key.startswith(f"{i}:"):
-                continue
-            w, c = statistics.median(wall[key]), statistics.median(cpu[key])
-            label = name if key == "/bin/true" else "vfiotool --version" if name == "--version" else f"rom parse {name}"
-            print(f"{label:<44}{w * 1e3:>9.3f}{w / base_w:>7.2f}x{c * 1e3:>9.3f}{c / max(base_c, 1e-9):>7.2f}x")
+        table(f"[{i}] {exe}", f"{i}:")
 
 
 if __name__ == "__main__":
